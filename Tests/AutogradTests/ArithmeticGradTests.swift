@@ -1,0 +1,63 @@
+import XCTest
+import Autograd
+import TensorCore
+
+final class ArithmeticGradTests: XCTestCase {
+    func testBinaryOpsWithBroadcasting() throws {
+        let shapes: [([Int], [Int])] = [([3, 4], [3, 4]), ([2, 3, 4], [4]), ([2, 3, 1], [1, 5]), ([5], []), ([], [2, 2])]
+        for (sa, sb) in shapes {
+            try gradCheck("add \(sa) \(sb)", [randn(sa, seed: 1), randn(sb, seed: 2)]) { try $0[0] + $0[1] }
+            try gradCheck("sub \(sa) \(sb)", [randn(sa, seed: 1), randn(sb, seed: 2)]) { try $0[0] - $0[1] }
+            try gradCheck("mul \(sa) \(sb)", [randn(sa, seed: 1), randn(sb, seed: 2)]) { try $0[0] * $0[1] }
+            // keep the divisor away from zero
+            try gradCheck("div \(sa) \(sb)", [randn(sa, seed: 1), randn(sb, seed: 2) * 0.1 + 2]) { try $0[0] / $0[1] }
+        }
+    }
+
+    func testScalarFormsAndNeg() throws {
+        try gradCheck("scalar", [randn([4, 5]) * 0.5 + 2]) { x in
+            let a = (x[0] * 3 + 1) - 0.5
+            return try (2 / x[0]) + (-a) / 4
+        }
+    }
+
+    func testMatmulAndBmm() throws {
+        try gradCheck("matmul", [randn([5, 7], seed: 1), randn([7, 3], seed: 2)]) { try $0[0].matmul($0[1]) }
+        try gradCheck("matmul 3d x 2d", [randn([2, 5, 7], seed: 1), randn([7, 3], seed: 2)]) { try $0[0].matmul($0[1]) }
+        try gradCheck("bmm", [randn([2, 4, 6], seed: 1), randn([2, 6, 3], seed: 2)]) { try $0[0].bmm($0[1]) }
+        try gradCheck("bmm^T", [randn([2, 4, 6], seed: 1), randn([2, 3, 6], seed: 2)]) { try $0[0].bmm($0[1], transposeRight: true) }
+    }
+
+    func testReductionsAndReshape() throws {
+        try gradCheck("sum all", [randn([3, 4, 5])]) { try $0[0].sum() }
+        try gradCheck("sum axes", [randn([3, 4, 5])]) { try $0[0].sum(axes: [0, 2]) }
+        try gradCheck("mean keep", [randn([3, 4, 5])]) { try $0[0].mean(axes: [-1], keepDims: true) }
+        try gradCheck("reshape", [randn([3, 4, 5])]) { try $0[0].reshaped([12, -1]) }
+    }
+
+    func testGradientsAccumulateAndSharedInputs() throws {
+        let x = randn([3], seed: 3)
+        x.requiresGrad = true
+        let y = try (x * x).sum()  // d/dx = 2x, x used twice in one op
+        y.backward()
+        let y2 = try x.sum()
+        y2.backward()  // accumulates +1
+        for i in 0..<3 { XCTAssertEqual(x.grad!.scalars[i], 2 * x.scalars[i] + 1, accuracy: 1e-5) }
+    }
+
+    func testNoGradRecordsNothing() throws {
+        let x = randn([3]); x.requiresGrad = true
+        let y = try noGrad { try x * x }
+        XCTAssertFalse(y.isRecorded)
+        XCTAssertFalse(y.requiresGrad)
+    }
+
+    func testShapeMismatchNamesOpAndShapes() {
+        XCTAssertThrowsError(try randn([2, 3]) + randn([4])) { e in
+            XCTAssertEqual("\(e)", "add: shapes [2, 3] and [4] cannot be broadcast together")
+        }
+        XCTAssertThrowsError(try randn([2, 3]).matmul(randn([4, 5]))) { e in
+            XCTAssertTrue("\(e)".contains("matmul") && "\(e)".contains("[2, 3]") && "\(e)".contains("[4, 5]"), "\(e)")
+        }
+    }
+}
