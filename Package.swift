@@ -37,13 +37,16 @@ let package = Package(
         .target(name: "Autograd", dependencies: ["TensorCore"], swiftSettings: fast),
         // Modules, layers, models, optimizers, EMA, schedules, safetensors IO.
         .target(name: "NN", dependencies: ["Autograd", "TensorCore"], swiftSettings: fast),
+        // The toolkit's networks: tokenizer, text encoder, velocity MLP and U-Net, evaluator
+        // classifiers. Kept apart from NN so that NN stays a generic layer library.
+        .target(name: "Models", dependencies: ["NN", "Autograd", "TensorCore"], swiftSettings: fast),
         // Rectified-flow losses, time samplers, ODE solvers, guidance, straightness.
         .target(name: "Flow", dependencies: ["NN", "Autograd", "TensorCore"], swiftSettings: fast),
         // HDF5 triplets, dataset readers, PNG.
         .target(name: "Data", dependencies: ["TensorCore", "CHDF5", "CPNG", "CZlib"], swiftSettings: fast),
         // Config decoding, run folders, progress, stage runners.
         .target(name: "Experiments",
-                dependencies: ["NN", "Flow", "Data", "Autograd", "TensorCore",
+                dependencies: ["Models", "NN", "Flow", "Data", "Autograd", "TensorCore",
                                .product(name: "Yams", package: "Yams")],
                 swiftSettings: fast),
 
@@ -58,10 +61,14 @@ let package = Package(
                           swiftSettings: fast),
 
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: fast),
+        .testTarget(name: "DataTests", dependencies: ["Data", "TensorCore"], swiftSettings: fast),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "TensorCore", "NN"],
                     resources: [.copy("Fixtures")], swiftSettings: fast),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Autograd", "TensorCore"], swiftSettings: fast),
+        .testTarget(name: "FlowTests", dependencies: ["Flow", "Autograd", "TensorCore"], swiftSettings: fast),
         .testTarget(name: "NNTests", dependencies: ["NN", "Autograd", "TensorCore"],
                     resources: [.copy("Fixtures")], swiftSettings: fast),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments"], swiftSettings: fast),
     ],
     swiftLanguageModes: [.v5]
 )
