@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .executable(name: "reflow-train", targets: ["reflow-train"]),
         .executable(name: "reflow-sample", targets: ["reflow-sample"]),
+        .executable(name: "reflow-eval", targets: ["reflow-eval"]),
         .executable(name: "reflow-bench", targets: ["reflow-bench"]),
     ],
     dependencies: [
@@ -56,6 +57,9 @@ let package = Package(
         .executableTarget(name: "reflow-sample",
                           dependencies: ["Experiments", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: fast),
+        .executableTarget(name: "reflow-eval",
+                          dependencies: ["Experiments", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: fast),
         .executableTarget(name: "reflow-bench",
                           dependencies: ["NN", "Autograd", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: fast),
@@ -68,7 +72,7 @@ let package = Package(
         .testTarget(name: "FlowTests", dependencies: ["Flow", "Autograd", "TensorCore"], swiftSettings: fast),
         .testTarget(name: "NNTests", dependencies: ["NN", "Autograd", "TensorCore"],
                     resources: [.copy("Fixtures")], swiftSettings: fast),
-        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments"], swiftSettings: fast),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Models", "NN", "TensorCore"], swiftSettings: fast),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,1 +1,68 @@
-print("todo")
+import ArgumentParser
+import Experiments
+import Foundation
+import TensorCore
+
+BLASLauncher.reexecIfNeeded()
+
+struct ReflowSample: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reflow-sample",
+        abstract: "Draw a PNG grid of samples from any reflow checkpoint.",
+        discussion: """
+        Example: reflow-sample runs/digits/teacher.safetensors --prompt "the number 7" --prompt "digit 3" \\
+                   --per-prompt 8 --steps 25 --guidance 2 --output digits.png
+        --interpolate N writes N frames between two noises for one prompt (spherical interpolation).
+        """)
+
+    @Argument(help: "Model checkpoint (.safetensors written by reflow-train or reflow-distill).")
+    var checkpoint: String
+
+    @Option(name: .long, help: "A prompt (repeatable). Use \"\" for the unconditional one.")
+    var prompt: [String] = []
+
+    @Option(name: .long, help: "File with one prompt per line (<empty> = unconditional).")
+    var prompts: String?
+
+    @Option(name: .long, help: "Solver steps.") var steps = 25
+    @Option(name: .long, help: "Solver: euler, heun, rk4, dopri5.") var solver = "euler"
+    @Option(name: .long, help: "Classifier-free guidance weight (1 = none).") var guidance: Float = 1.5
+    @Option(name: .long, help: "Noise seed: item i's noise depends only on (seed, i).") var seed = 0
+    @Option(name: .long, help: "Samples per prompt.") var perPrompt = 1
+    @Option(name: .long, help: "Grid columns (default: per-prompt count, or up to 10).") var columns: Int?
+    @Option(name: .long, help: "Frames of a latent interpolation strip for one prompt (0 = off).") var interpolate = 0
+    @Option(name: .long, help: "Output PNG.") var output = "samples.png"
+    @Option(name: .long, help: "Threads.") var threads = 2
+    @Option(name: .long, help: "2-D models: plot this many ODE trajectories per prompt instead of a grid.") var trajectories = 0
+    @Flag(name: .long, help: "Map words outside the vocabulary to <unk> instead of failing.") var allowUnknown = false
+
+    func validate() throws {
+        if prompt.isEmpty && prompts == nil { throw ValidationError("give at least one --prompt or --prompts <file>") }
+        if steps < 1 { throw ValidationError("--steps must be at least 1") }
+        if SolverName(rawValue: solver) == nil { throw ValidationError("unknown --solver '\(solver)' (euler, heun, rk4, dopri5)") }
+        if perPrompt < 1 { throw ValidationError("--per-prompt must be at least 1") }
+        if interpolate < 0 || interpolate == 1 { throw ValidationError("--interpolate needs at least 2 frames") }
+    }
+
+    func run() throws {
+        do {
+            Runtime.threads = threads
+            var all = prompt
+            if let prompts { all += try readPromptFile(prompts) }
+            if trajectories > 0 {
+                let s = try writeTrajectories(checkpoint: checkpoint, prompts: all, perPrompt: trajectories, steps: steps,
+                                              guidance: guidance, seed: UInt64(bitPattern: Int64(seed)), output: output)
+                print("wrote \(output) (straightness \(String(format: "%.4f", s)) over \(steps) Euler steps)")
+                return
+            }
+            var r = SampleRequest(checkpoint: checkpoint, prompts: all, output: output)
+            r.steps = steps; r.solver = SolverName(rawValue: solver)!; r.guidance = guidance
+            r.seed = UInt64(bitPattern: Int64(seed)); r.perPrompt = perPrompt; r.columns = columns
+            r.interpolate = interpolate; r.allowUnknown = allowUnknown
+            let (nfe, secs) = try runSample(r)
+            print("wrote \(output) (\(nfe) function evaluations, \(String(format: "%.2f", secs)) s)")
+        } catch { exitWithError(error) }
+    }
+}
+
+ReflowSample.main()

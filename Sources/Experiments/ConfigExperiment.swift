@@ -1,0 +1,299 @@
+import Foundation
+
+// The toolkit's experiment config: one YAML file in experiments/ describes a whole pipeline
+// (teacher, pairs, reflow, distill, sample, eval). Defaults suit the 8x8 digits dataset, so a
+// file only states what differs. `configHelp(ExperimentConfig.self)` lists every key for `--help`.
+
+public enum DatasetName: String, CaseIterable, ConfigEnum {
+    case toy2d, digits
+    case fashionMNIST = "fashion-mnist"
+    case glyphs
+}
+
+public enum ModelKind: String, CaseIterable, ConfigEnum {
+    case mlp, unet
+}
+
+/// Learning-rate schedule after warmup.
+public enum Schedule: String, CaseIterable, ConfigEnum {
+    case constant, cosine
+}
+
+/// How training draws t in [0, 1].
+public enum TimeSampling: String, CaseIterable, ConfigEnum {
+    case uniform
+    case logitNormal = "logit-normal"
+}
+
+public enum SolverName: String, CaseIterable, ConfigEnum {
+    case euler, heun, rk4, dopri5
+}
+
+public enum DistillLoss: String, CaseIterable, ConfigEnum {
+    case l2
+    case pseudoHuber = "pseudo-huber"
+    case perceptual
+}
+
+public struct ExperimentConfig: ConfigSection, Equatable {
+    public var name = "digits"
+    public var seed = 0
+    public var threads = 2
+    public var outputDir = "runs"
+    public var dataset = DatasetSection()
+    public var text = TextSection()
+    public var model = ModelSection()
+    public var teacher = TrainSection()
+    public var pairs = PairsSection()
+    public var reflow = TrainSection(steps: 3000, lr: 5e-4)
+    public var distill = DistillSection()
+    public var sample = SampleSection()
+    public var eval = EvalSection()
+
+    public init() {}
+
+    public mutating func visit(_ v: inout ConfigVisitor) throws {
+        try v.field("name", &name, doc: "run name; outputs go to <output_dir>/<name>/")
+        try v.field("seed", &seed, doc: "seed of every random stream (init, noise, batches)")
+        try v.field("threads", &threads, doc: "compute threads")
+        try v.field("output_dir", &outputDir, doc: "folder holding run folders")
+        try v.section("dataset", &dataset, doc: "training images and captions")
+        try v.section("text", &text, doc: "caption encoder")
+        try v.section("model", &model, doc: "velocity network (also the student's)")
+        try v.section("teacher", &teacher, doc: "stage 1: 1-rectified flow on (independent noise, data)")
+        try v.section("pairs", &pairs, doc: "stage 2: (text, noise, image) triplets from the teacher's ODE")
+        try v.section("reflow", &reflow, doc: "stage 3: 2-rectified flow on the teacher's pairs")
+        try v.section("distill", &distill, doc: "stage 4: few-step student distilled from pairs")
+        try v.section("sample", &sample, doc: "sample grids")
+        try v.section("eval", &eval, doc: "evaluation table")
+        v.check(!name.isEmpty && !name.contains("/"), "name", "must be a non-empty name without '/'")
+        v.check(threads >= 1, "threads", "must be at least 1, found \(threads)")
+        v.check(!outputDir.isEmpty, "output_dir", "must not be empty")
+    }
+}
+
+public struct DatasetSection: ConfigSection, Equatable {
+    public var name = DatasetName.digits
+    public var root: String? = nil
+    public var trainLimit: Int? = nil
+
+    public init() {}
+
+    public mutating func visit(_ v: inout ConfigVisitor) throws {
+        try v.field("name", &name, doc: "which dataset")
+        try v.field("root", &root, doc: "data location when not the default one")
+        try v.field("train_limit", &trainLimit, doc: "use only the first N training items")
+        v.check((trainLimit ?? 1) >= 1, "train_limit", "must be at least 1 (or null for all)")
+    }
+}
+
+public struct TextSection: ConfigSection, Equatable {
+    public var maxTokens = 8
+    public var width = 64
+    public var layers = 2
+    public var heads = 4
+    public var vocabMinCount = 1
+
+    public init() {}
+
+    public mutating func visit(_ v: inout ConfigVisitor) throws {
+        try v.field("max_tokens", &maxTokens, doc: "caption length in tokens (longer is cut)")
+        try v.field("width", &width, doc: "embedding width")
+        try v.field("layers", &layers, doc: "transformer layers (0 = bag of embeddings)")
+        try v.field("heads", &heads, doc: "attention heads")
+        try v.field("vocab_min_count", &vocabMinCount, doc: "words seen fewer times become <unk>")
+        v.check(maxTokens >= 1, "max_tokens", "must be at least 1")
+        v.check(width >= 1, "width", "must be at least 1")
+        v.check(layers >= 0, "layers", "must not be negative")
+        v.check(heads >= 1 && width % heads == 0, "heads", "must be at least 1 and divide width (\(width))")
+        v.check(vocabMinCount >= 1, "vocab_min_count", "must be at least 1")
+    }
+}
+
+public struct ModelSection: ConfigSection, Equatable {
+    public var kind = ModelKind.unet
+    public var hidden = 256
+    public var depth = 3
+    public var channels = [32, 64]
+    public var blocksPerLevel = 1
+    public var attentionLevels = [1]
+    public var timeEmbedding = 64
+    public var groups = 8
+    public var dropout: Float = 0
+
+    public init() {}
+
+    public mutating func visit(_ v: inout ConfigVisitor) throws {
+        try v.field("kind", &kind, doc: "network type")
+        try v.field("hidden", &hidden, doc: "mlp: hidden width")
+        try v.field("depth", &depth, doc: "mlp: hidden layers")
+        try v.field("channels", &channels, doc: "unet: channels per resolution level (each level halves H and W)")
+        try v.field("blocks_per_level", &blocksPerLevel, doc: "unet: residual blocks per level")
+        try v.field("attention_levels", &attentionLevels, doc: "unet: levels (0-based) with self/cross-attention")
+        try v.field("time_embedding", &timeEmbedding, doc: "width of the sinusoidal time embedding")
+        try v.field("groups", &groups, doc: "unet: GroupNorm groups")
+        try v.field("dropout", &dropout, doc: "dropout rate in residual blocks")
+        v.check(hidden >= 1, "hidden", "must be at least 1")
+        v.check(depth >= 1, "depth", "must be at least 1")
+        v.check(!channels.isEmpty && channels.allSatisfy { $0 >= 1 }, "channels", "must be a non-empty list of positive counts")
+        v.check(blocksPerLevel >= 1, "blocks_per_level", "must be at least 1")
+        v.check(attentionLevels.allSatisfy { $0 >= 0 && $0 < channels.count }, "attention_levels",
+                "levels must be in 0..<\(channels.count) (one per entry of channels)")
+        v.check(timeEmbedding >= 2 && timeEmbedding % 2 == 0, "time_embedding", "must be a positive even number")
+        v.check(groups >= 1 && (kind != .unet || channels.allSatisfy { $0 % groups == 0 }), "groups",
+                "must be at least 1 and divide every entry of channels")
+        v.check(dropout >= 0 && dropout < 1, "dropout", "must be in [0, 1)")
+    }
+}
+
+/// One training stage (teacher, reflow; distill adds its own fields).
+public struct TrainSection: ConfigSection, Equatable {
+    public var steps = 4000
+    public var batchSize = 128
+    public var lr: Float = 1e-3
+    public var weightDecay: Float = 0
+    public var warmup = 100
+    public var schedule = Schedule.cosine
+    public var minLRRatio: Float = 0.1
+    public var gradClip: Float = 1
+    public var emaDecay: Float = 0.999
+    public var captionDropout: Float = 0.1
+    public var timeSampling = TimeSampling.uniform
+    public var timeEps: Float = 0
+    public var checkpointEvery = 1000
+    public var sampleEvery = 1000
+    public var logEvery = 50
+
+    public init() {}
+
+    public init(steps: Int, lr: Float, captionDropout: Float = 0.1) {
+        self.steps = steps
+        self.lr = lr
+        self.captionDropout = captionDropout
+    }
+
+    public mutating func visit(_ v: inout ConfigVisitor) throws {
+        try v.field("steps", &steps, doc: "optimizer steps")
+        try v.field("batch_size", &batchSize, doc: "examples per step")
+        try v.field("lr", &lr, doc: "peak learning rate (AdamW)")
+        try v.field("weight_decay", &weightDecay, doc: "decoupled weight decay")
+        try v.field("warmup", &warmup, doc: "linear warmup steps")
+        try v.field("schedule", &schedule, doc: "learning rate after warmup")
+        try v.field("min_lr_ratio", &minLRRatio, doc: "cosine: final lr as a fraction of lr")
+        try v.field("grad_clip", &gradClip, doc: "clip the global gradient norm to this (0 = off)")
+        try v.field("ema_decay", &emaDecay, doc: "EMA of weights used for sampling (0 = off)")
+        try v.field("caption_dropout", &captionDropout, doc: "probability of an empty caption (enables guidance)")
+        try v.field("time_sampling", &timeSampling, doc: "distribution of t")
+        try v.field("time_eps", &timeEps, doc: "draw t from [time_eps, 1 - time_eps]")
+        try v.field("checkpoint_every", &checkpointEvery, doc: "steps between checkpoints (0 = only at the end)")
+        try v.field("sample_every", &sampleEvery, doc: "steps between sample grids (0 = only at the end)")
+        try v.field("log_every", &logEvery, doc: "steps between metrics lines")
+        v.check(steps >= 0, "steps", "must not be negative")
+        v.check(batchSize >= 1, "batch_size", "must be at least 1")
+        v.check(lr > 0 && lr.isFinite, "lr", "must be positive")
+        v.check(weightDecay >= 0, "weight_decay", "must not be negative")
+        v.check(warmup >= 0, "warmup", "must not be negative")
+        v.check(minLRRatio >= 0 && minLRRatio <= 1, "min_lr_ratio", "must be in [0, 1]")
+        v.check(gradClip >= 0, "grad_clip", "must not be negative")
+        v.check(emaDecay >= 0 && emaDecay < 1, "ema_decay", "must be in [0, 1)")
+        v.check(captionDropout >= 0 && captionDropout <= 1, "caption_dropout", "must be in [0, 1]")
+        v.check(timeEps >= 0 && timeEps < 0.5, "time_eps", "must be in [0, 0.5)")
+        v.check(checkpointEvery >= 0, "checkpoint_every", "must not be negative")
+        v.check(sampleEvery >= 0, "sample_every", "must not be negative")
+        v.check(logEvery >= 1, "log_every", "must be at least 1")
+    }
+}
+
+/// Distillation: a training stage plus the loss and the student's step count. The training
+/// fields sit at the same level in YAML (`distill.lr`) and in Swift (`config.distill.lr`).
+@dynamicMemberLookup
+public struct DistillSection: ConfigSection, Equatable {
+    public var train = TrainSection(steps: 2000, lr: 5e-4, captionDropout: 0)
+    public var loss = DistillLoss.l2
+    /// Pseudo-Huber c; 0 picks 0.00054 * sqrt(C*H*W) (the improved consistency training value).
+    public var huberC: Float = 0
+    public var studentSteps = 1
+
+    public init() {}
+
+    public subscript<T>(dynamicMember key: WritableKeyPath<TrainSection, T>) -> T {
+        get { train[keyPath: key] }
+        set { train[keyPath: key] = newValue }
+    }
+
+    public mutating func visit(_ v: inout ConfigVisitor) throws {
+        try train.visit(&v)
+        try v.field("loss", &loss, doc: "student loss against the target images")
+        try v.field("huber_c", &huberC, doc: "pseudo-huber c (0 = 0.00054 * sqrt(pixels))")
+        try v.field("student_steps", &studentSteps, doc: "student solver steps (1 = one-step model)")
+        v.check(huberC >= 0, "huber_c", "must not be negative")
+        v.check(studentSteps >= 1, "student_steps", "must be at least 1")
+    }
+}
+
+public struct PairsSection: ConfigSection, Equatable {
+    public var count = 8192
+    public var solver = SolverName.rk4
+    public var steps = 32
+    public var rtol: Double = 1e-3
+    public var atol: Double = 1e-4
+    public var guidance: Float = 1.5
+    public var batchSize = 256
+
+    public init() {}
+
+    public mutating func visit(_ v: inout ConfigVisitor) throws {
+        try v.field("count", &count, doc: "number of triplets to generate")
+        try v.field("solver", &solver, doc: "ODE solver for the teacher")
+        try v.field("steps", &steps, doc: "solver steps (fixed-step solvers)")
+        try v.field("rtol", &rtol, doc: "dopri5: relative tolerance")
+        try v.field("atol", &atol, doc: "dopri5: absolute tolerance")
+        try v.field("guidance", &guidance, doc: "classifier-free guidance weight (1 = none)")
+        try v.field("batch_size", &batchSize, doc: "trajectories solved together")
+        v.check(count >= 1, "count", "must be at least 1")
+        v.check(steps >= 1, "steps", "must be at least 1")
+        v.check(rtol > 0, "rtol", "must be positive")
+        v.check(atol > 0, "atol", "must be positive")
+        v.check(batchSize >= 1, "batch_size", "must be at least 1")
+    }
+}
+
+public struct SampleSection: ConfigSection, Equatable {
+    public var steps = 32
+    public var solver = SolverName.rk4
+    public var guidance: Float = 1.5
+    public var prompts: [String] = []
+    public var gridColumns = 8
+
+    public init() {}
+
+    public mutating func visit(_ v: inout ConfigVisitor) throws {
+        try v.field("steps", &steps, doc: "solver steps")
+        try v.field("solver", &solver, doc: "ODE solver")
+        try v.field("guidance", &guidance, doc: "classifier-free guidance weight (1 = none)")
+        try v.field("prompts", &prompts, doc: "captions to draw (empty = a spread of the dataset's captions)")
+        try v.field("grid_columns", &gridColumns, doc: "images per row in sample grids")
+        v.check(steps >= 1, "steps", "must be at least 1")
+        v.check(gridColumns >= 1, "grid_columns", "must be at least 1")
+    }
+}
+
+public struct EvalSection: ConfigSection, Equatable {
+    public var steps = [1, 2, 4, 8, 32]
+    public var samples = 1000
+    public var seeds = [0]
+    public var batchSize = 250
+
+    public init() {}
+
+    public mutating func visit(_ v: inout ConfigVisitor) throws {
+        try v.field("steps", &steps, doc: "solver step counts to evaluate (one table row each)")
+        try v.field("samples", &samples, doc: "generated images per evaluation")
+        try v.field("seeds", &seeds, doc: "seeds to average over")
+        try v.field("batch_size", &batchSize, doc: "images generated together")
+        v.check(!steps.isEmpty && steps.allSatisfy { $0 >= 1 }, "steps", "must be a non-empty list of positive step counts")
+        v.check(samples >= 1, "samples", "must be at least 1")
+        v.check(!seeds.isEmpty, "seeds", "must not be empty")
+        v.check(batchSize >= 1, "batch_size", "must be at least 1")
+    }
+}

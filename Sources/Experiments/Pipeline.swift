@@ -1,0 +1,108 @@
+import Foundation
+import Autograd
+import Data
+import Flow
+import Models
+import NN
+import TensorCore
+
+/// One experiment: its config, its run folder, and the stages that read and write it.
+public final class Pipeline {
+    public let config: ExperimentConfig
+    public let run: RunFolder
+    public var quiet = false
+
+    public init(config: ExperimentConfig) throws {
+        self.config = config
+        Runtime.threads = config.threads
+        run = try RunFolder(root: config.outputDir, name: config.name)
+        try run.writeConfig(dumpConfig(config))
+    }
+
+    var seed: UInt64 { UInt64(bitPattern: Int64(config.seed)) }
+
+    public func loadDataset(_ split: Split) throws -> Dataset {
+        guard let name = DatasetName(rawValue: config.dataset.name.rawValue) else {
+            throw ModelError("dataset: unknown dataset '\(config.dataset.name.rawValue)'")
+        }
+        var opts = DatasetOptions(toySeed: seed)
+        if let root = config.dataset.root {
+            switch config.dataset.name {
+            case .digits: opts.digitsPath = root
+            case .fashionMNIST: opts.fashionDirectory = root
+            case .glyphs: opts.unifontPath = root
+            case .toy2d: break
+            }
+        }
+        var d = try Dataset.load(config.dataset.name.rawValue, split: split, options: opts)
+        if split == .train, let limit = config.dataset.trainLimit, limit < d.count { d = try d.prefix(limit) }
+        return d
+    }
+
+    public func tokenizer(for train: Dataset) -> Tokenizer {
+        Tokenizer(captions: train.captions, maxTokens: config.text.maxTokens, minCount: config.text.vocabMinCount)
+    }
+
+    public func modelSpec(tokenizer: Tokenizer, itemShape: [Int]) -> ModelSpec {
+        let m = config.model
+        var spec = ModelSpec(kind: m.kind == .mlp ? .mlp : .unet, channels: itemShape[0], height: itemShape[1],
+                             width: itemShape[2], vocabularySize: tokenizer.vocabularySize)
+        spec.hidden = m.hidden; spec.depth = m.depth; spec.levels = m.channels
+        spec.blocksPerLevel = m.blocksPerLevel; spec.attentionLevels = m.attentionLevels
+        spec.groups = m.groups; spec.dropout = m.dropout; spec.timeEmbedding = m.timeEmbedding
+        spec.maxTokens = config.text.maxTokens; spec.textWidth = config.text.width
+        spec.textLayers = config.text.layers; spec.textHeads = config.text.heads
+        return spec
+    }
+
+    /// Prompts for sample grids: the config's, else one caption per class (cycled to fill a grid).
+    public func samplePrompts(_ d: Dataset) -> [String] {
+        if !config.sample.prompts.isEmpty { return config.sample.prompts }
+        let firsts = d.classCaptions.compactMap { $0.first }
+        guard !firsts.isEmpty else { return Array(d.captions.prefix(config.sample.gridColumns * 4)) }
+        let cols = config.sample.gridColumns
+        if d.itemShape == [2, 1, 1] {  // toy2d: many points per cluster for a scatter plot
+            return (0..<512).map { firsts[$0 % firsts.count] }
+        }
+        let rows: Int = max(1, min(8, (firsts.count * 2 + cols - 1) / cols))
+        var out: [String] = []
+        for i in 0..<(rows * cols) {
+            let k: Int = (i / cols + (i % cols) * rows) % firsts.count
+            out.append(firsts[k])
+        }
+        return out
+    }
+
+    func trainerOptions(stage: String, section: TrainSection, prompts: [String]) -> TrainerOptions {
+        var o = TrainerOptions(stage: stage, section: section, seed: seed, run: run, samplePrompts: prompts,
+                               sampleSolver: makeSolver(config.sample.solver, steps: config.sample.steps),
+                               sampleGuidance: config.sample.guidance,
+                               gridColumns: prompts.count == 512 ? 1 : config.sample.gridColumns)
+        o.quiet = quiet
+        return o
+    }
+
+    static func timeSampler(_ s: TrainSection) -> TimeSampler {
+        switch s.timeSampling {
+        case .uniform: return .uniform(eps: s.timeEps)
+        case .logitNormal: return .logitNormal(mean: 0, std: 1)
+        }
+    }
+
+    /// Stage 1: the 1-rectified-flow teacher on (independent noise, data). Returns its weights.
+    @discardableResult
+    public func trainTeacher(resume: Bool, stopAfter: Int? = nil) throws -> URL {
+        let train = try loadDataset(.train)
+        let tok = tokenizer(for: train)
+        let spec = modelSpec(tokenizer: tok, itemShape: train.itemShape)
+        let model = try FlowModel(spec: spec, tokenizer: tok, seed: seed)
+        if !quiet {
+            FileHandle.standardError.write(Data("teacher: \(train.name) (\(train.count) items \(train.itemShape)), \(spec.kind) with \(model.parameterCount) parameters, vocabulary \(tok.vocabularySize) words; run folder \(run.path)\n".utf8))
+        }
+        var options = trainerOptions(stage: "teacher", section: config.teacher, prompts: samplePrompts(train))
+        options.stopAfter = stopAfter
+        let trainer = Trainer(model: model, source: DatasetSource(dataset: train, seed: seed),
+                              objective: .rectifiedFlow(Pipeline.timeSampler(config.teacher)), options: options)
+        return try trainer.run(resume: resume)
+    }
+}

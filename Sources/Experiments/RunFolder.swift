@@ -1,0 +1,118 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A file-system error with the path and the OS's reason.
+public struct RunFolderError: Error, CustomStringConvertible, LocalizedError {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+    public var errorDescription: String? { message }
+
+    static func system(_ what: String, _ path: String) -> RunFolderError {
+        RunFolderError("\(what) \(path): \(String(cString: strerror(errno)))")
+    }
+}
+
+/// The folder of one run, `<root>/<name>/`:
+///
+///     config.yaml      resolved config snapshot
+///     metrics.jsonl    one JSON object per line
+///     samples/         sample grids (PNG)
+///     checkpoints/     weights and resume state
+///     results.md       the results table
+///
+/// An existing folder is reused (a resumed run appends to its metrics).
+public struct RunFolder: CustomStringConvertible {
+    /// `<root>/<name>`.
+    public let path: String
+
+    /// Creates the folder and its `samples/` and `checkpoints/` (and any missing parents).
+    public init(root: String, name: String) throws {
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+        guard !name.isEmpty, !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
+            throw RunFolderError("invalid run name '\(name)'")
+        }
+        path = root.isEmpty ? name : (root.hasSuffix("/") ? root + name : root + "/" + name)
+        for dir in [path, samplesPath, checkpointsPath] {
+            do {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            } catch {
+                throw RunFolderError("cannot create \(dir): \(error.localizedDescription)")
+            }
+        }
+    }
+
+    public var configPath: String { file("config.yaml") }
+    public var metricsPath: String { file("metrics.jsonl") }
+    public var samplesPath: String { file("samples") }
+    public var checkpointsPath: String { file("checkpoints") }
+    public var resultsPath: String { file("results.md") }
+
+    /// A path inside the run folder.
+    public func file(_ relative: String) -> String { path + "/" + relative }
+
+    /// Writes the config snapshot (e.g. `dumpConfig(config)`) atomically.
+    public func writeConfig(_ yaml: String) throws { try atomicWrite(yaml, to: configPath) }
+
+    /// Writes the results table atomically.
+    public func writeResults(_ markdown: String) throws { try atomicWrite(markdown, to: resultsPath) }
+
+    /// Opens `metrics.jsonl` for appending.
+    public func openMetrics() throws -> MetricsLog { try MetricsLog(path: metricsPath) }
+
+    public var description: String { path }
+}
+
+/// Replaces `path` with `data` so that readers (and a crash) see either the old file or the
+/// new one, never a half-written one: write a temp file in the same directory, fsync, rename.
+public func atomicWrite(_ data: Data, to path: String) throws {
+    let url = URL(fileURLWithPath: path)
+    let dir = url.deletingLastPathComponent().path
+    let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw RunFolderError.system("cannot create", tmp) }
+    var renamed = false
+    var closed = false
+    defer {
+        if !closed { close(fd) }
+        if !renamed { unlink(tmp) }
+    }
+    try writeAll(fd, data, path: tmp)
+    guard fsync(fd) == 0 else { throw RunFolderError.system("cannot sync", tmp) }
+    closed = true
+    guard close(fd) == 0 else { throw RunFolderError.system("cannot close", tmp) }
+    guard rename(tmp, path) == 0 else { throw RunFolderError.system("cannot rename \(tmp) to", path) }
+    renamed = true
+    // Make the rename itself durable; failing here loses nothing already visible, so ignore it.
+    let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    if dfd >= 0 {
+        _ = fsync(dfd)
+        close(dfd)
+    }
+}
+
+/// `atomicWrite` for text (UTF-8).
+public func atomicWrite(_ text: String, to path: String) throws {
+    try atomicWrite(Data(text.utf8), to: path)
+}
+
+/// Writes every byte, retrying on short writes and EINTR.
+func writeAll(_ fd: Int32, _ data: Data, path: String) throws {
+    try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+        guard var p = raw.baseAddress else { return }
+        var left = raw.count
+        while left > 0 {
+            let n = write(fd, p, left)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw RunFolderError.system("cannot write", path)
+            }
+            p += n
+            left -= n
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import Autograd
+import NN
+import TensorCore
+
+/// The evaluator: a small conv net classifying dataset images. Its penultimate features are
+/// the space for Fréchet distance; its predictions judge prompt accuracy.
+public final class Classifier: Module {
+    public let conv1: Conv2d, norm1: GroupNorm, conv2: Conv2d, norm2: GroupNorm, conv3: Conv2d, norm3: GroupNorm
+    public let fc: Linear, head: Linear
+    public let inputShape: [Int], classes: Int, featureWidth: Int
+    public var isTraining = true
+
+    public init(inputShape: [Int], classes: Int, width: Int = 32, featureWidth: Int = 128, seed: UInt64) {
+        var rng = RNG(seed: seed)
+        self.inputShape = inputShape; self.classes = classes; self.featureWidth = featureWidth
+        conv1 = Conv2d(inputShape[0], width, kernel: 3, padding: 1, rng: &rng)
+        norm1 = GroupNorm(groups: 8, channels: width)
+        conv2 = Conv2d(width, 2 * width, kernel: 3, stride: 2, padding: 1, rng: &rng)
+        norm2 = GroupNorm(groups: 8, channels: 2 * width)
+        conv3 = Conv2d(2 * width, 2 * width, kernel: 3, stride: 2, padding: 1, rng: &rng)
+        norm3 = GroupNorm(groups: 8, channels: 2 * width)
+        fc = Linear(2 * width, featureWidth, rng: &rng)
+        head = Linear(featureWidth, classes, rng: &rng)
+    }
+
+    public func children() -> [(String, Module)] {
+        [("conv1", conv1), ("norm1", norm1), ("conv2", conv2), ("norm2", norm2), ("conv3", conv3), ("norm3", norm3),
+         ("fc", fc), ("head", head)]
+    }
+
+    /// Penultimate features [B, featureWidth].
+    public func features(_ x: Tensor) throws -> Tensor {
+        guard Array(x.shape.dropFirst()) == inputShape else {
+            throw ShapeError(op: "Classifier", "input \(x.shape) does not match the evaluator's input \(inputShape)")
+        }
+        var h = try norm1(conv1(x)).silu()
+        h = try norm2(conv2(h)).silu()
+        h = try norm3(conv3(h)).silu()
+        return try fc(h.mean(axes: [2, 3])).silu()
+    }
+
+    /// Class logits [B, classes].
+    public func callAsFunction(_ x: Tensor) throws -> Tensor { try head(features(x)) }
+
+    /// Mean cross-entropy of logits against integer labels.
+    public static func crossEntropy(_ logits: Tensor, labels: [Int]) throws -> Tensor {
+        let n = logits.shape[0], c = logits.shape[1]
+        let onehot = Storage(zeros: n * c)
+        for (i, l) in labels.enumerated() {
+            guard l >= 0 && l < c else { throw ShapeError(op: "crossEntropy", "label \(l) at row \(i) outside 0..<\(c)") }
+            onehot.ptr[i * c + l] = -1 / Float(n)
+        }
+        return try (logits.logSoftmax(axis: -1) * Tensor(shape: [n, c], storage: onehot)).sum()
+    }
+
+    public func metadata(extra: [String: String] = [:]) -> [String: String] {
+        var m = extra
+        m["input_shape"] = inputShape.map(String.init).joined(separator: ",")
+        m["classes"] = String(classes)
+        m["feature_width"] = String(featureWidth)
+        return m
+    }
+
+    public static func load(from url: URL) throws -> (Classifier, [String: String]) {
+        let archive = try Safetensors.read(url)
+        guard let shape = archive.metadata["input_shape"]?.split(separator: ",").compactMap({ Int($0) }),
+              let classes = archive.metadata["classes"].flatMap({ Int($0) }),
+              let fw = archive.metadata["feature_width"].flatMap({ Int($0) }) else {
+            throw ModelError("evaluator \(url.path): metadata lacks input_shape/classes/feature_width")
+        }
+        let c = Classifier(inputShape: shape, classes: classes, featureWidth: fw, seed: 0)
+        try c.loadStateDict(archive.tensors, source: "evaluator \(url.path)")
+        return (c, archive.metadata)
+    }
+}
