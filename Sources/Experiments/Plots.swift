@@ -8,7 +8,7 @@ import TensorCore
 /// 2-D ODE trajectories as a PNG: one polyline per item from its noise (gray dot) to its
 /// sample (coloured by prompt). Crossing, curved paths are what reflow straightens.
 public func trajectoryPlot(_ trajectory: [(t: Float, x: Tensor)], labels: [Int], size: Int = 384,
-                           extent: Float = 3) throws -> PNGImage {
+                           extent: Float = 2.2) throws -> PNGImage {
     guard let first = trajectory.first, first.x.rank == 4, first.x.shape[1] == 2 else {
         throw ModelError("trajectory plot needs 2-D items [N, 2, 1, 1]")
     }

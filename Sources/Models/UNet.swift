@@ -92,7 +92,7 @@ public final class UNetLevel: Module {
 
 /// A small text-conditioned U-Net. Down path: levels with residual blocks, stride-2 convs
 /// between; middle: block, cross-attention, block; up path: concatenated skips, nearest
-/// upsampling + conv. The output conv starts at zero, so the initial velocity is 0.
+/// upsampling + conv to the finer level's width. The output conv starts at zero, so the initial velocity is 0.
 public final class UNet: VelocityNetwork {
     public let spec: ModelSpec
     public let cond: Conditioning
@@ -127,7 +127,9 @@ public final class UNet: VelocityNetwork {
             u.append(UNetLevel(cin: prev + ch[i], cout: ch[i], count: spec.blocksPerLevel,
                                attention: spec.attentionLevels.contains(i), spec: spec, embedding: e, rng: &rng))
             prev = ch[i]
-            if i > 0 { us.append(Conv2d(ch[i], ch[i], kernel: 3, padding: 1, rng: &rng)) }
+            // Upsampling conv maps to the next level's width: at the finest resolution a conv
+            // stays at the narrow width (half the FLOPs of keeping the coarse width there).
+            if i > 0 { us.append(Conv2d(ch[i], ch[i - 1], kernel: 3, padding: 1, rng: &rng)); prev = ch[i - 1] }
         }
         up = ModuleList(u); upsample = ModuleList(us)
         outNorm = GroupNorm(groups: spec.groups, channels: ch[0])
