@@ -2,7 +2,8 @@
 """Generates the PyTorch reference fixtures that the Swift tests compare against.
 
 Run:  python3 scripts/make_fixtures.py   (needs torch==2.13.0+cpu and safetensors)
-Writes Tests/AutogradTests/Fixtures/ops.safetensors and Tests/NNTests/Fixtures/optim.safetensors.
+Writes Tests/AutogradTests/Fixtures/ops.safetensors, Tests/NNTests/Fixtures/optim.safetensors and
+Tests/NNTests/Fixtures/modules.safetensors.
 
 Each op case `c` stores its inputs `c.in0, c.in1, ...`, a projection `c.proj` (the checked scalar
 is sum(out * proj)), the output `c.out` and the gradient of every input `c.grad0, ...`.
@@ -12,11 +13,27 @@ rounding of their own; the Swift side computes in float32.
 """
 import json
 import os
+import struct
 import sys
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
+
+
+def save(tensors, path, metadata):
+    """save_file, then rewrite the header with the metadata keys sorted: safetensors keeps the
+    metadata in a Rust HashMap, so its key order (and the file's bytes) changes from run to run."""
+    save_file(tensors, path, metadata=metadata)
+    with open(path, "r+b") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        assert len(text) <= n, "canonical header is longer than the original"
+        f.seek(8)
+        f.write(text + b" " * (n - len(text)))  # same length: the padding keeps the data aligned
+
 
 torch.manual_seed(0)
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -157,7 +174,7 @@ out_dir = os.path.join(ROOT, "Tests", "AutogradTests", "Fixtures")
 os.makedirs(out_dir, exist_ok=True)
 meta = {"cases": json.dumps(cases, sort_keys=True), "torch": torch.__version__,
         "generator": "scripts/make_fixtures.py"}
-save_file(tensors, os.path.join(out_dir, "ops.safetensors"), metadata=meta)
+save(tensors, os.path.join(out_dir, "ops.safetensors"), meta)
 print(f"wrote {len(cases)} op cases, {len(tensors)} tensors to {out_dir}/ops.safetensors")
 
 
@@ -184,7 +201,58 @@ for i, w in enumerate([w1, w2], start=1):
     opt[f"ema{i}"] = ema.clone()
 opt_dir = os.path.join(ROOT, "Tests", "NNTests", "Fixtures")
 os.makedirs(opt_dir, exist_ok=True)
-save_file(opt, os.path.join(opt_dir, "optim.safetensors"),
-          metadata={"lr": "0.01", "betas": "0.9,0.999", "eps": "1e-8", "weight_decay": "0.05",
-                    "ema_decay": "0.99", "torch": torch.__version__, "generator": "scripts/make_fixtures.py"})
+save(opt, os.path.join(opt_dir, "optim.safetensors"),
+     {"lr": "0.01", "betas": "0.9,0.999", "eps": "1e-8", "weight_decay": "0.05",
+      "ema_decay": "0.99", "torch": torch.__version__, "generator": "scripts/make_fixtures.py"})
 print(f"wrote optimizer fixtures to {opt_dir}/optim.safetensors")
+
+
+# Module fixtures: torch.nn layers whose state_dict names our NN layers share. Module `m` stores
+# its state_dict as `m.<param>` (load it with a "m." prefix filter), and `io.m.input`,
+# `io.m.output`, `io.m.proj`, `io.m.grad.input`, `io.m.grad.<param>` for the checked scalar
+# sum(output * proj). The constructor arguments are in the JSON metadata entry `modules`.
+# Parameters are drawn at random (norm affines included, whose defaults 1 / 0 would hide a swap),
+# stored as float32; the reference runs in float64 on those exact values.
+# nn.MultiheadAttention is left out: its packed in_proj_weight does not match our q/k/v_proj names.
+torch.manual_seed(1)  # own seed: the sections above stay byte-identical when this one changes
+mods = {}
+mod_tensors = {}
+
+
+def module_case(name, module, config, input_shape):
+    for pname, p in module.named_parameters():
+        with torch.no_grad():  # norm scales around 1, everything else around 0
+            p.copy_(torch.randn(p.shape) * 0.5 + (1.0 if pname == "weight" and "Norm" in config["type"] else 0.0))
+    x = torch.randn(*input_shape)
+    sd = {k: v.detach().clone().contiguous() for k, v in module.state_dict().items()}
+    ref = module.double()
+    xd = x.double().requires_grad_(True)
+    out = ref(xd)
+    proj = torch.randn(out.shape, dtype=torch.float64).float().double()
+    (out * proj).sum().backward()
+    for k, v in sd.items():
+        mod_tensors[f"{name}.{k}"] = v
+    mod_tensors[f"io.{name}.input"] = x.contiguous()
+    mod_tensors[f"io.{name}.output"] = out.detach().float().contiguous()
+    mod_tensors[f"io.{name}.proj"] = proj.float().contiguous()
+    mod_tensors[f"io.{name}.grad.input"] = xd.grad.float().contiguous()
+    for k, p in ref.named_parameters():
+        mod_tensors[f"io.{name}.grad.{k}"] = p.grad.float().contiguous()
+    mods[name] = config
+
+
+module_case("linear", torch.nn.Linear(16, 24), {"type": "Linear", "in": 16, "out": 24, "bias": True}, (3, 5, 16))
+module_case("linear_nobias", torch.nn.Linear(16, 8, bias=False),
+            {"type": "Linear", "in": 16, "out": 8, "bias": False}, (7, 16))
+module_case("conv", torch.nn.Conv2d(3, 8, 3, padding=1),
+            {"type": "Conv2d", "in": 3, "out": 8, "kernel": 3, "stride": 1, "padding": 1, "bias": True}, (2, 3, 10, 9))
+module_case("conv_s2", torch.nn.Conv2d(4, 6, 3, stride=2, padding=1),
+            {"type": "Conv2d", "in": 4, "out": 6, "kernel": 3, "stride": 2, "padding": 1, "bias": True}, (2, 4, 9, 10))
+module_case("conv1x1_nobias", torch.nn.Conv2d(6, 5, 1, bias=False),
+            {"type": "Conv2d", "in": 6, "out": 5, "kernel": 1, "stride": 1, "padding": 0, "bias": False}, (2, 6, 4, 5))
+module_case("groupnorm", torch.nn.GroupNorm(4, 8, eps=1e-5),
+            {"type": "GroupNorm", "groups": 4, "channels": 8, "eps": 1e-5}, (2, 8, 5, 6))
+module_case("layernorm", torch.nn.LayerNorm(24, eps=1e-5), {"type": "LayerNorm", "dim": 24, "eps": 1e-5}, (3, 5, 24))
+save(mod_tensors, os.path.join(opt_dir, "modules.safetensors"),
+     {"modules": json.dumps(mods, sort_keys=True), "torch": torch.__version__, "generator": "scripts/make_fixtures.py"})
+print(f"wrote {len(mods)} module cases, {len(mod_tensors)} tensors to {opt_dir}/modules.safetensors")
