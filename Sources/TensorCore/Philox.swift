@@ -61,9 +61,10 @@ public struct Philox: Sendable {
         while j < end {
             let blk = j / 4
             let r = block(UInt32(truncatingIfNeeded: blk), UInt32(truncatingIfNeeded: blk >> 32), s0, s1)
-            let words = [r.0, r.1, r.2, r.3]
             for lane in (j % 4)..<4 where blk * 4 + lane < end {
-                out[blk * 4 + lane - offset] = Float(words[lane] >> 8) * (1.0 / 16_777_216.0)
+                let w: UInt32  // a switch, not an array: no allocation per block
+                switch lane { case 0: w = r.0; case 1: w = r.1; case 2: w = r.2; default: w = r.3 }
+                out[blk * 4 + lane - offset] = Float(w >> 8) * (1.0 / 16_777_216.0)
             }
             j = blk * 4 + 4
         }

@@ -4,9 +4,12 @@
 public enum VMath {
     public typealias V = SIMD16<Float>
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func exp(_ x: V) -> V {
-        let xc = x.clamped(lowerBound: V(repeating: -87.3), upperBound: V(repeating: 88.3))
+        // Clamp with compare-and-blend: SIMD `clamped` compiles to a library call.
+        var xc = x
+        xc.replace(with: V(repeating: -87.3), where: xc .< V(repeating: -87.3))
+        xc.replace(with: V(repeating: 88.3), where: xc .> V(repeating: 88.3))
         let magic = V(repeating: 12_582_912.0)  // 1.5 * 2^23: adding it rounds to an integer
         let k = (xc * V(repeating: 1.442_695_04)) + magic
         let n = k - magic
@@ -25,14 +28,15 @@ public enum VMath {
         return p * scale
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func exp(_ x: Float) -> Float {
         let v = exp(V(repeating: x))
         return v[0]
     }
 
-    /// Applies a SIMD16 function over a buffer, 16 lanes at a time, tail padded.
-    @inline(__always)
+    /// Applies a SIMD16 function over a buffer, 16 lanes at a time, tail padded. Inlinable, so
+    /// callers in other modules get `f` inlined instead of one closure call per vector.
+    @inlinable @inline(__always)
     public static func map(_ n: Int, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ f: (V) -> V) {
         var i = 0
         while i + 16 <= n {

@@ -113,8 +113,11 @@ final class PipelineTests: XCTestCase {
 
     /// The real thing: SIGKILL the reflow-train process mid-run, then `--resume`.
     func testKillNineThenResume() throws {
-        let bin = URL(fileURLWithPath: Bundle.main.bundlePath).deletingLastPathComponent().path
-        let exe = [bin + "/reflow-train", Bundle(for: PipelineTests.self).bundleURL.deletingLastPathComponent().path + "/reflow-train"]
+        // The test runner lives in the build folder (.build/release/...xctest); so do the tools.
+        let main = URL(fileURLWithPath: Bundle.main.bundlePath)
+        let here = Bundle(for: PipelineTests.self).bundleURL
+        let exe = [main, main.deletingLastPathComponent(), here, here.deletingLastPathComponent()]
+            .map { $0.path + "/reflow-train" }
             .first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let exe else { throw XCTSkip("reflow-train binary not built next to the tests (swift build --build-tests builds it)") }
         let dir = tempDir("kill9")
