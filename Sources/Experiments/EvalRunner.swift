@@ -28,9 +28,10 @@ extension Pipeline {
         guard FileManager.default.fileExists(atPath: evURL.path) else {
             throw ModelError("evaluator \(evURL.path) not found; train it with: reflow-train --config <config> --stage evaluator")
         }
-        let (evaluator, _) = try Classifier.load(from: evURL)
+        let (evaluator, evMeta) = try Classifier.load(from: evURL)
         let reference = try Reference(test: test, evaluator: evaluator)
-        let (prompts, classes) = evaluationPrompts(test, count: r.samples)
+        let classNames = (evMeta["class_names"] ?? "").split(separator: "|").map(String.init)
+        let (prompts, classes) = evaluationPrompts(test, count: r.samples, evaluatorClassNames: classNames)
         var scores: [Score] = []
         for (label, path) in r.checkpoints {
             let (model, _) = try FlowModel.load(from: URL(fileURLWithPath: path))

@@ -19,10 +19,12 @@ public struct Score {
 }
 
 /// Prompts for evaluation: class-balanced, caption templates cycling, from the test split.
-public func evaluationPrompts(_ test: Dataset, count: Int) -> (prompts: [String], classes: [Int]) {
+public func evaluationPrompts(_ test: Dataset, count: Int, evaluatorClassNames: [String] = []) -> (prompts: [String], classes: [Int]) {
     let k = test.classCaptions.count
     guard k > 0 else {
-        return ((0..<count).map { test.captions[$0 % test.count] }, [])
+        // No caption templates (glyphs): test captions in order, classes by the evaluator's rule.
+        let prompts = (0..<count).map { test.captions[($0 * 7919) % test.count] }
+        return (prompts, promptClasses(prompts, evaluatorClassNames: evaluatorClassNames, dataset: test) ?? [])
     }
     var prompts: [String] = [], classes: [Int] = []
     for i in 0..<count {

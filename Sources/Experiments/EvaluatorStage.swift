@@ -75,10 +75,10 @@ extension Pipeline {
     @discardableResult
     public func trainEvaluator(output: URL? = nil, command: String) throws -> (URL, Double) {
         let train = try loadDataset(.train), test = try loadDataset(.test)
-        guard let labels = train.labels, let testLabels = test.labels else {
+        guard let (labels, classNames) = evaluatorLabels(train), let (testLabels, _) = evaluatorLabels(test, classNames: classNames) else {
             throw ModelError("dataset \(train.name) has no class labels, so it has no evaluator")
         }
-        let classes = train.classNames.count
+        let classes = classNames.count
         let s = EvaluatorSettings.forDataset(train.name, trainCount: train.count)
         let model = Classifier(inputShape: train.itemShape, classes: classes, width: s.width, seed: s.seed)
         let opt = AdamW(model.namedParameters(), lr: s.lr, weightDecay: 1e-4)
@@ -101,7 +101,7 @@ extension Pipeline {
         let url = output ?? Pipeline.evaluatorURL(dataset: train.name)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         let meta = model.metadata(extra: [
-            "dataset": train.name, "classes_names": train.classNames.joined(separator: "|"),
+            "dataset": train.name, "class_names": classNames.joined(separator: "|"),
             "test_accuracy": String(format: "%.4f", acc), "test_items": String(test.count),
             "train_items": String(train.count), "steps": String(s.steps), "seed": String(s.seed),
             "command": command, "role": "evaluator",
@@ -109,4 +109,35 @@ extension Pipeline {
         try saveCheckpoint(model, metadata: meta, to: url)
         return (url, acc)
     }
+}
+
+/// The classes an evaluator predicts: the dataset's labels, or for glyphs (whose captions are
+/// Unicode names, no labels) the script, i.e. the caption's first word ("latin", "greek",
+/// "hangul", ...): the most frequent ones in training plus "other".
+public func evaluatorLabels(_ d: Dataset, classNames given: [String]? = nil) -> (labels: [Int], classNames: [String])? {
+    if let l = d.labels { return (l, d.classNames) }
+    guard d.name == "glyphs" else { return nil }
+    let first = d.captions.map { String($0.split(separator: " ").first ?? "") }
+    var names = given ?? []
+    if given == nil {
+        var counts: [String: Int] = [:]
+        for w in first { counts[w, default: 0] += 1 }
+        names = counts.filter { $0.value >= 100 }.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+            .prefix(15).map(\.key) + ["other"]
+    }
+    let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($0.element, $0.offset) })
+    let other = names.count - 1
+    return (first.map { index[$0] ?? other }, names)
+}
+
+/// The evaluator's class of each prompt (by the same rule), for prompt accuracy.
+public func promptClasses(_ prompts: [String], evaluatorClassNames names: [String], dataset: Dataset) -> [Int]? {
+    if dataset.labels != nil {
+        var byCaption: [String: Int] = [:]
+        for (k, caps) in dataset.classCaptions.enumerated() { for c in caps { byCaption[c] = k } }
+        let out = prompts.map { byCaption[$0] }
+        return out.contains(where: { $0 == nil }) ? nil : out.map { $0! }
+    }
+    let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($0.element, $0.offset) })
+    return prompts.map { index[String($0.split(separator: " ").first ?? "")] ?? (names.count - 1) }
 }
