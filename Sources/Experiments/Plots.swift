@@ -66,6 +66,14 @@ public func writeTrajectories(checkpoint: String, prompts: [String], perPrompt: 
     let (s, r) = try noGrad {
         try measureStraightness(guidedVelocity(model, prompts: all, guidance: guidance), x0: x0, steps: steps, record: true)
     }
-    try trajectoryPlot(r.trajectory ?? [], labels: labels).write(to: output)
+    // One prompt: colour each path by the sector (of 8) where it ends, so crossings show.
+    var colours = labels
+    if prompts.count == 1 {
+        colours = (0..<all.count).map { i in
+            let a = Foundation.atan2(r.x.storage.ptr[2 * i + 1], r.x.storage.ptr[2 * i])
+            return (Int(((a + .pi) / (2 * .pi) * 8).rounded()) % 8)
+        }
+    }
+    try trajectoryPlot(r.trajectory ?? [], labels: colours).write(to: output)
     return s.value
 }
