@@ -63,18 +63,27 @@ public enum VMathExtra {
         unsafeBitCast(i &+ I(repeating: 0x4B40_0000), to: V.self) - V(repeating: 12_582_912.0)
     }
 
-    /// Square root: rsqrt from a bit-trick guess and three Newton steps, then one residual
-    /// correction s + r/2 (x - s^2) (exact residual via FMA), which leaves ~0.5 ulp.
+    /// Square root, correctly rounded (equal to Float.squareRoot() for every input; checked
+    /// exhaustively over all 2^31 non-negative floats): rsqrt from a bit-trick guess and three
+    /// Newton steps, one residual correction s + r/2 (x - s^2) (~0.5 ulp), then Tuckerman's
+    /// test picks s or a neighbour: s = RN(sqrt x) iff s*pred(s) < x <= s*succ(s), each side's
+    /// sign exact through an FMA. Inputs below 2^-64 are scaled by 2^64 so those residuals stay
+    /// normal numbers. About 3x faster than the stdlib's lane-by-lane squareRoot().
     @inlinable @inline(__always)
     public static func sqrt(_ x: V) -> V {
-        let tiny = x .< V(repeating: Float.leastNormalMagnitude)
-        let xs = x.replacing(with: x * V(repeating: 16_777_216.0), where: tiny)  // * 2^24
+        let tiny = x .< V(repeating: 0x1p-64)
+        let xs = x.replacing(with: x * V(repeating: 0x1p64), where: tiny)
         var r = unsafeBitCast(I(repeating: 0x5F37_5A86) &- (unsafeBitCast(xs, to: I.self) &>> 1), to: V.self)
         let hx = xs * V(repeating: 0.5)
         for _ in 0..<3 { r = r * V(repeating: 1.5).addingProduct(-(hx * r), r) }
         var s = xs * r
         s = s.addingProduct(r * V(repeating: 0.5), xs.addingProduct(-s, s))
-        s = s.replacing(with: s * V(repeating: 1.0 / 4096.0), where: tiny)  // * 2^-12
+        let sb = unsafeBitCast(s, to: I.self)
+        let below = unsafeBitCast(sb &- 1, to: V.self), above = unsafeBitCast(sb &+ 1, to: V.self)
+        let tooBig = xs.addingProduct(-s, below) .<= V(repeating: 0)
+        let tooSmall = xs.addingProduct(-s, above) .> V(repeating: 0)
+        s = s.replacing(with: below, where: tooBig).replacing(with: above, where: tooSmall)
+        s = s.replacing(with: s * V(repeating: 0x1p-32), where: tiny)
         s = s.replacing(with: x, where: (x .== V(repeating: 0)) .| (x .== V(repeating: .infinity)) .| (x .!= x))
         return s.replacing(with: V(repeating: .nan), where: x .< V(repeating: 0))
     }
