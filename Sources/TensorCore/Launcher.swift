@@ -1,3 +1,4 @@
+import CBLAS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,7 +26,10 @@ public enum BLASLauncher {
     }
 
     /// Call first thing in `main`. Returns only when no re-exec was needed (or it failed).
+    /// Also keeps large activation buffers in the heap: glibc otherwise unmaps and re-faults
+    /// multi-MB blocks every training step (5-10% of a step in reflow-bench's profile).
     public static func reexecIfNeeded() {
+        rf_keep_large_allocations()
         if getenv("OPENBLAS_CORETYPE") != nil || getenv("REFLOW_NO_REEXEC") != nil { return }
         guard let core = coreTypeForThisCPU() else { return }
         let current = Runtime.blasCoreName.lowercased()

@@ -16,8 +16,8 @@ struct ReflowBench: ParsableCommand {
         Every repeat runs our model, then a fresh `python3 scripts/bench_torch.py` subprocess; the table \
         reports medians over repeats and the ratio ours/torch (> 1 means we are faster).
 
-        Unless --default-malloc is given, glibc's malloc keeps freed blocks (mmap threshold 256 MB, \
-        trim threshold 1 GB): with its defaults, large activation buffers keep going back to the kernel \
+        Like every reflow tool, the bench keeps freed blocks in glibc's heap (mmap threshold 256 MB, \
+        trim threshold 1 GB; --default-malloc restores glibc's 128 KB thresholds): with glibc's defaults, large activation buffers keep going back to the kernel \
         and their pages fault in again on every step (about 10% of the conv model's time, 5% of the MLP's).
 
         On a loaded machine run it niced (`nice -n -15`; with autogroup scheduling also \
@@ -68,7 +68,7 @@ struct ReflowBench: ParsableCommand {
     }
 
     func run() throws {
-        if !defaultMalloc { Facts.tuneMalloc() }
+        if defaultMalloc { Facts.defaultMalloc() }
         Runtime.threads = threads
         let kinds: [Workload.Kind] = model == .all ? Workload.Kind.allCases : [Workload.Kind(rawValue: model.rawValue)!]
 
@@ -278,12 +278,11 @@ struct Facts {
         """
     }
 
-    /// Keep freed buffers in the heap instead of returning them to the kernel (see the
-    /// command's discussion).
-    static func tuneMalloc() {
+    /// Back to glibc's initial thresholds (BLASLauncher keeps large blocks by default).
+    static func defaultMalloc() {
         // <malloc.h> is not in Swift's Glibc module: M_MMAP_THRESHOLD = -3, M_TRIM_THRESHOLD = -1.
-        _ = glibcMallopt(-3, 256 << 20)
-        _ = glibcMallopt(-1, 1 << 30)
+        _ = glibcMallopt(-3, 128 << 10)
+        _ = glibcMallopt(-1, 128 << 10)
     }
 
     /// "model name" from /proc/cpuinfo, with family/model (VMs often report only "AMD EPYC")
