@@ -101,6 +101,8 @@ public final class Pipeline {
         }
         var options = trainerOptions(stage: "teacher", section: config.teacher, prompts: samplePrompts(train))
         options.stopAfter = stopAfter
+        options.metadata = [ChainKey.configHash: teacherConfigHash]
+        try checkResumable(stage: "teacher", hash: teacherConfigHash, resume: resume)
         let trainer = Trainer(model: model, source: DatasetSource(dataset: train, seed: seed),
                               objective: .rectifiedFlow(Pipeline.timeSampler(config.teacher)), options: options)
         return try trainer.run(resume: resume)

@@ -80,6 +80,9 @@ public struct TrainerOptions {
     /// Stop (as if killed) after this step: used by tests of resume.
     public var stopAfter: Int? = nil
     public var quiet = false
+    /// Extra metadata for the stage's checkpoints (e.g. the chain's `config_hash`, the pairs a
+    /// student was distilled from).
+    public var metadata: [String: String] = [:]
 
     public init(stage: String, section: TrainSection, seed: UInt64, run: RunFolder, samplePrompts: [String],
                 sampleSolver: ODESolver, sampleGuidance: Float, gridColumns: Int) {
@@ -171,7 +174,7 @@ public final class Trainer {
         progress.finish()
         try saveCheckpoint(step: step)
         try writeSamples(step: step)
-        try withEMA { try model.save(to: outputURL, stage: options.stage, step: step) }
+        try withEMA { try model.save(to: outputURL, stage: options.stage, step: step, extra: options.metadata) }
         return outputURL
     }
 
@@ -205,7 +208,7 @@ public final class Trainer {
 
     func saveCheckpoint(step: Int) throws {
         let state = TrainingState(step: step, optimizer: optimizer.exportState(), ema: ema?.exportState())
-        try saveTrainingCheckpoint(model, state: state, metadata: model.metadata(stage: options.stage, step: step),
+        try saveTrainingCheckpoint(model, state: state, metadata: model.metadata(stage: options.stage, step: step, extra: options.metadata),
                                    to: checkpointURL)
     }
 

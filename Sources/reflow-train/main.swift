@@ -13,6 +13,11 @@ struct ReflowTrain: ParsableCommand {
         Stages:
           teacher  1-rectified flow on (independent noise, data): regress v(x_t, t, text) on x1 - x0
                    with x_t = t*x1 + (1-t)*x0, t=0 noise, t=1 data.
+          reflow   k-rectified flow: the same loss on the coupled (noise, image)
+                   pairs of reflow-gen-pairs (--input, repeatable; default
+                   <run>/pairs/teacher.h5), starting from the weights that made
+                   them (--init-from, default <run>/teacher.safetensors), with
+                   the config's `reflow` section.
         Outputs go to <output_dir>/<name>/ (printed at start): config.yaml, metrics.jsonl, samples/*.png,
         checkpoints/<stage>.last.safetensors (+ .state.safetensors for --resume), <stage>.safetensors (EMA weights).
         Every config key can be overridden: --set teacher.steps=500 --set model.channels=[32,64].
@@ -22,8 +27,17 @@ struct ReflowTrain: ParsableCommand {
     @Option(name: .long, help: "Experiment config (YAML), e.g. experiments/digits.yaml.")
     var config: String?
 
-    @Option(name: .long, help: "Stage to train: teacher, or evaluator (the dataset's classifier for FD and prompt accuracy).")
+    @Option(name: .long, help: "Stage to train: teacher, reflow, or evaluator (the dataset's classifier for FD and prompt accuracy).")
     var stage: String = "teacher"
+
+    @Option(name: .long, help: ArgumentHelp("reflow: triplet file (repeatable). Default: <run>/pairs/teacher.h5.", valueName: "file.h5"))
+    var input: [String] = []
+
+    @Option(name: .long, help: "reflow: checkpoint to start from (the flow that made the pairs). Default: <run>/teacher.safetensors.")
+    var initFrom: String?
+
+    @Option(name: .long, help: "reflow: output name (<run>/<name>.safetensors), e.g. reflow3 for a 3-RF.")
+    var name: String = "reflow"
 
     @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key (repeatable).", valueName: "key.path=value"))
     var overrides: [String] = []
@@ -40,7 +54,8 @@ struct ReflowTrain: ParsableCommand {
     func validate() throws {
         if !helpConfig && config == nil { throw ValidationError("missing --config <file.yaml>") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-        if !["teacher", "evaluator"].contains(stage) { throw ValidationError("unknown --stage '\(stage)' (expected: teacher, evaluator)") }
+        if !["teacher", "reflow", "evaluator"].contains(stage) { throw ValidationError("unknown --stage '\(stage)' (expected: teacher, reflow, evaluator)") }
+        if stage != "reflow" && (!input.isEmpty || initFrom != nil) { throw ValidationError("--input and --init-from are for --stage reflow") }
     }
 
     func run() throws {
@@ -53,6 +68,12 @@ struct ReflowTrain: ParsableCommand {
                 let cmd = (["reflow-train"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
                 let (url, acc) = try pipeline.trainEvaluator(command: cmd)
                 print("evaluator: \(url.path)  test accuracy \(String(format: "%.2f%%", acc * 100))")
+            case "reflow":
+                let inputs = input.isEmpty ? [pipeline.pairsPath("teacher")] : input
+                let start = initFrom ?? pipeline.run.file("teacher.safetensors")
+                let out = try pipeline.trainReflow(inputs: inputs, initFrom: start, stage: name, resume: resume)
+                print("\(name) weights: \(out.path)")
+                print("samples: \(pipeline.run.samplesPath)")
             default:
                 let out = try pipeline.trainTeacher(resume: resume)
                 print("teacher weights: \(out.path)")

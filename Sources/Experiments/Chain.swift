@@ -1,0 +1,320 @@
+import Foundation
+import Autograd
+import Data
+import Flow
+import Models
+import NN
+import TensorCore
+
+// The whole InstaFlow chain as one experiment:
+//
+//   evaluator -> teacher -> pairs (teacher) -> reflow (2-RF) -> pairs (2-RF) -> distill
+//             -> direct-distill (teacher's pairs, teacher's weights) -> eval
+//
+// Every output records what it was made from: checkpoints carry `config_hash` in their
+// metadata, pair files carry their generator (checkpoint SHA-256, solver, guidance, seed, batch)
+// as HDF5 attributes, results.json carries the hash of the evaluated checkpoints. A stage whose
+// output exists and was made the same way is skipped; one that was interrupted resumes (training
+// from its last checkpoint, pairs from the committed rows); one made differently is redone.
+// Hashes chain through the inputs' identities (a checkpoint's SHA-256, a pair file's attributes
+// and row count), so changing the teacher section redoes everything downstream of it.
+//
+// Guidance is applied once: the teacher makes its pairs with `pairs.guidance`; the 2-RF, trained
+// on those guided pairs, already samples the guided distribution, so its own pairs and its
+// table rows use guidance 1 (measured on digits: guiding the 2-RF again at w = 1.5 made its
+// one-step FD 2.76 instead of 1.83 and its straightness 1.45 instead of 0.42).
+
+public enum ChainKey {
+    public static let configHash = "config_hash"
+}
+
+/// SHA-256 over the parts, each length-prefixed (no two lists hash alike by concatenation).
+func chainHash(_ parts: [String]) -> String {
+    var s = SHA256()
+    for p in parts { s.update("\(p.utf8.count):"); s.update(p); s.update("\n") }
+    return s.finalizeHex()
+}
+
+/// The training keys that do not change the weights (logging and checkpoint cadence) are
+/// left out of hashes, so that changing them does not redo a stage.
+func weightsRelevant(_ s: TrainSection) -> TrainSection {
+    var t = s
+    t.checkpointEvery = 0; t.sampleEvery = 0; t.logEvery = 1
+    return t
+}
+
+/// A pair file's identity: its generator's attributes and its row count.
+public func pairsIdentity(_ path: String) throws -> String {
+    let r = try TripletReader(path: path)
+    defer { r.close() }
+    return chainHash(["pairs"] + r.writerAttributes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } + ["rows=\(r.count)"])
+}
+
+extension Pipeline {
+    /// Hash of everything the teacher's weights depend on.
+    public var teacherConfigHash: String {
+        chainHash(["teacher", "seed=\(config.seed)", dumpConfig(config.dataset), dumpConfig(config.text),
+                   dumpConfig(config.model), dumpConfig(weightsRelevant(config.teacher))])
+    }
+
+    public func reflowConfigHash(stage: String, inputs: [String], initFrom: String) throws -> String {
+        chainHash([stage, "seed=\(config.seed)", dumpConfig(weightsRelevant(config.reflow)),
+                   "init=" + (try SHA256.hex(file: initFrom))] + (try inputs.map(pairsIdentity)))
+    }
+
+    /// `evaluator` matters only to a perceptual loss (its features are the loss).
+    public func distillConfigHash(stage: String, pairs: [String], initFrom: String, evaluator: String? = nil) throws -> String {
+        var d = config.distill
+        d.train = weightsRelevant(d.train)
+        var parts = [stage, "seed=\(config.seed)", dumpConfig(d), "init=" + (try SHA256.hex(file: initFrom))]
+        if d.loss == .perceptual {
+            let ev = evaluator ?? Pipeline.evaluatorURL(dataset: config.dataset.name.rawValue).path
+            parts.append("evaluator=" + (FileManager.default.fileExists(atPath: ev) ? try SHA256.hex(file: ev) : "missing"))
+        }
+        return chainHash(parts + (try pairs.map(pairsIdentity)))
+    }
+}
+
+public struct ChainOptions {
+    /// Continue interrupted stages (on by default: the chain is meant to be re-run until done).
+    public var resume = true
+    /// Evaluator checkpoint; nil = checkpoints/evaluators/<dataset>.safetensors (trained when missing).
+    public var evaluator: String? = nil
+    /// The command line, recorded in a newly trained evaluator's metadata.
+    public var command = "reflow"
+    public init() {}
+}
+
+public struct ChainStageReport: Codable {
+    public var name: String
+    /// "done", "resumed", "skipped" (up to date).
+    public var status: String
+    public var seconds: Double
+    public var output: String
+    public var note: String
+}
+
+public struct ChainResult {
+    public var stages: [ChainStageReport]
+    public var table: ChainTable
+    public var resultsPath: String
+    public var grids: [String]
+    public var seconds: Double
+}
+
+extension Pipeline {
+    public var chainOutputs: (teacher: String, teacherPairs: String, reflow: String, reflowPairs: String,
+                              distill: String, directDistill: String, results: String) {
+        (run.file("teacher.safetensors"), pairsPath("teacher"), run.file("reflow.safetensors"), pairsPath("reflow"),
+         run.file("distill.safetensors"), run.file("direct-distill.safetensors"), run.file("results.json"))
+    }
+
+    private func say(_ s: String) {
+        if !quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+    }
+
+    /// Moves an output that no longer matches the config aside (to `<path>.stale`, replacing an
+    /// older one) rather than deleting what may have cost a while to make.
+    private func retire(_ path: String) throws -> String {
+        let dest = path + ".stale"
+        try? FileManager.default.removeItem(atPath: dest)
+        try FileManager.default.moveItem(atPath: path, toPath: dest)
+        return dest
+    }
+
+    /// Whether a checkpoint exists and was made with `hash`; when it exists but was made another
+    /// way, removes it (and a stale resume checkpoint of the stage) so the stage starts over.
+    private func upToDate(_ path: String, stage: String, hash: String, resume: Bool) throws -> (Bool, String) {
+        let fm = FileManager.default
+        let last = URL(fileURLWithPath: run.checkpointsPath + "/\(stage).last.safetensors")
+        var note = ""
+        if fm.fileExists(atPath: path) {
+            let h = (try? Safetensors.readMetadata(URL(fileURLWithPath: path)))?[ChainKey.configHash]
+            if h == hash { return (true, "") }
+            note = "config changed (was \(h.map { String($0.prefix(12)) } ?? "unknown"), now \(hash.prefix(12))): redoing \(stage), old weights kept as \(try retire(path))"
+        }
+        var resumable = false
+        if fm.fileExists(atPath: last.path) {
+            let h = (try? Safetensors.readMetadata(last))?[ChainKey.configHash]
+            if h != hash || !resume {
+                try? fm.removeItem(at: last)
+                try? fm.removeItem(at: TrainingState.url(besideCheckpoint: last))
+            } else {
+                resumable = true
+                if note.isEmpty { note = "resuming" }
+            }
+        }
+        // A fresh start logs its steps anew: drop the old lines of this stage.
+        if !resumable { try MetricsLog.truncate(path: run.metricsPath, afterStep: 0, stage: stage) }
+        return (false, note)
+    }
+
+    /// Pair files: skip when complete and made the same way, resume when short, redo otherwise.
+    private func pairsStage(name: String, teacher: String, output: String, guidance: Float? = nil,
+                            resume: Bool) throws -> ChainStageReport {
+        let t0 = Date()
+        var r = try pairsRequest(teacher: teacher, output: output)
+        if let guidance { r.guidance = guidance }
+        let want = try pairsAttributes(r)
+        var note = ""
+        let fm = FileManager.default
+        if fm.fileExists(atPath: output) {
+            if let reader = try? TripletReader(path: output) {
+                let (attrs, rows) = (reader.writerAttributes, reader.count)
+                reader.close()
+                if attrs != want {
+                    note = "made by another checkpoint or config: regenerating (old file kept as \(try retire(output)))"
+                } else if rows == r.count {
+                    return ChainStageReport(name: name, status: "skipped", seconds: 0, output: output, note: "\(rows) pairs, up to date")
+                } else if rows > r.count || !resume {
+                    note = "holds \(rows) pairs, want \(r.count): regenerating (old file kept as \(try retire(output)))"
+                } else {
+                    note = "resuming at pair \(rows)"
+                }
+            } else {
+                note = "unreadable: regenerating (old file kept as \(try retire(output)))"
+            }
+        }
+        if !note.isEmpty { say("\(name): \(note)") }
+        r.overwrite = false
+        let res = try generatePairs(r)
+        let nfe = res.meanNFE.map { String(format: ", mean NFE %.1f", $0) } ?? ""
+        return ChainStageReport(name: name, status: res.resumedFrom > 0 ? "resumed" : "done",
+                                seconds: Date().timeIntervalSince(t0), output: output,
+                                note: "\(res.rows) pairs, \(String(format: "%.0f", Double(res.generated) / max(res.seconds, 1e-9))) pairs/s\(nfe)")
+    }
+
+    private func trainStage(name: String, output: String, hash: String, resume: Bool,
+                            _ body: (_ resume: Bool) throws -> URL) throws -> ChainStageReport {
+        let t0 = Date()
+        let (fresh, note) = try upToDate(output, stage: name, hash: hash, resume: resume)
+        if fresh { return ChainStageReport(name: name, status: "skipped", seconds: 0, output: output, note: "up to date") }
+        if !note.isEmpty { say("\(name): \(note)") }
+        let url = try body(resume)
+        return ChainStageReport(name: name, status: note == "resuming" ? "resumed" : "done",
+                                seconds: Date().timeIntervalSince(t0), output: url.path, note: note == "resuming" ? "" : note)
+    }
+
+    /// Runs the chain, skipping what is up to date; writes results.md/results.json in the run
+    /// folder and returns the table.
+    public func runChain(_ o: ChainOptions = ChainOptions()) throws -> ChainResult {
+        let started = Date()
+        var reports: [ChainStageReport] = []
+        let out = chainOutputs
+        let total = 8
+        func record(_ k: Int, _ r: ChainStageReport) {
+            reports.append(r)
+            let time = r.status == "skipped" ? "" : " in " + Progress.formatDuration(r.seconds)
+            say("[\(k)/\(total)] \(r.name): \(r.status)\(time)\(r.note.isEmpty ? "" : " (\(r.note))") -> \(r.output)")
+        }
+
+        // 1. Evaluator (shipped for the image datasets; trained once when missing).
+        let evURL = o.evaluator.map { URL(fileURLWithPath: $0) } ?? Pipeline.evaluatorURL(dataset: config.dataset.name.rawValue)
+        if FileManager.default.fileExists(atPath: evURL.path) {
+            record(1, ChainStageReport(name: "evaluator", status: "skipped", seconds: 0, output: evURL.path, note: "exists"))
+        } else {
+            let t0 = Date()
+            let (url, acc) = try trainEvaluator(output: evURL, command: o.command)
+            record(1, ChainStageReport(name: "evaluator", status: "done", seconds: Date().timeIntervalSince(t0), output: url.path,
+                                       note: String(format: "test accuracy %.2f%%", acc * 100)))
+        }
+
+        // 2. Teacher.
+        record(2, try trainStage(name: "teacher", output: out.teacher, hash: teacherConfigHash, resume: o.resume) { resume in
+            try trainTeacher(resume: resume)
+        })
+
+        // 3. The teacher's pairs.
+        record(3, try pairsStage(name: "pairs-teacher", teacher: out.teacher, output: out.teacherPairs, resume: o.resume))
+
+        // 4. 2-rectified flow.
+        let reflowHash = try reflowConfigHash(stage: "reflow", inputs: [out.teacherPairs], initFrom: out.teacher)
+        record(4, try trainStage(name: "reflow", output: out.reflow, hash: reflowHash, resume: o.resume) { resume in
+            try trainReflow(inputs: [out.teacherPairs], initFrom: out.teacher, resume: resume)
+        })
+
+        // 5. The 2-RF's pairs (what the student learns). No guidance: the 2-RF learned the guided
+        // teacher's coupling, so guiding it again would apply the guidance twice.
+        record(5, try pairsStage(name: "pairs-reflow", teacher: out.reflow, output: out.reflowPairs, guidance: 1,
+                                 resume: o.resume))
+
+        // 6. One-step student of the 2-RF.
+        let distillHash = try distillConfigHash(stage: "distill", pairs: [out.reflowPairs], initFrom: out.reflow,
+                                                evaluator: evURL.path)
+        record(6, try trainStage(name: "distill", output: out.distill, hash: distillHash, resume: o.resume) { resume in
+            try trainDistill(pairs: [out.reflowPairs], initFrom: out.reflow, stage: "distill", resume: resume, evaluator: evURL.path)
+        })
+
+        // 7. Ablation: the same student from the teacher, on the teacher's pairs.
+        let directHash = try distillConfigHash(stage: "direct-distill", pairs: [out.teacherPairs], initFrom: out.teacher,
+                                               evaluator: evURL.path)
+        record(7, try trainStage(name: "direct-distill", output: out.directDistill, hash: directHash, resume: o.resume) { resume in
+            try trainDistill(pairs: [out.teacherPairs], initFrom: out.teacher, stage: "direct-distill", resume: resume,
+                             evaluator: evURL.path)
+        })
+
+        // 8. The table.
+        var req = chainEvalRequest(evaluator: evURL.path)
+        req.gridDirectory = run.samplesPath
+        let evalHash = try req.hash()
+        var table: ChainTable
+        let t0 = Date()
+        if let data = FileManager.default.contents(atPath: out.results),
+           let old = try? JSONDecoder().decode(ChainTable.self, from: data), old.configHash == evalHash,
+           old.grids.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) {
+            table = old
+            record(8, ChainStageReport(name: "eval", status: "skipped", seconds: 0, output: out.results, note: "up to date"))
+        } else {
+            table = try evaluateChain(req)
+            table.configHash = evalHash
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try atomicWrite(enc.encode(table), to: out.results)
+            record(8, ChainStageReport(name: "eval", status: "done", seconds: Date().timeIntervalSince(t0), output: out.results, note: ""))
+        }
+        let seconds = Date().timeIntervalSince(started)
+        var grids = table.grids
+        for stage in ["teacher", "reflow", "distill", "direct-distill"] {
+            if let g = lastGrid(stage: stage) { grids.append(g) }
+        }
+        try run.writeResults(chainResultsMarkdown(table: table, stages: reports, seconds: seconds, grids: grids))
+        return ChainResult(stages: reports, table: table, resultsPath: run.resultsPath, grids: grids, seconds: seconds)
+    }
+
+    /// The newest training grid of a stage (samples/<stage>_<step>.png).
+    func lastGrid(stage: String) -> String? {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: run.samplesPath)) ?? []
+        let mine = files.filter {
+            $0.hasPrefix(stage + "_") && $0.hasSuffix(".png") && Int($0.dropFirst(stage.count + 1).dropLast(4)) != nil
+        }.sorted()
+        return mine.last.map { run.samplesPath + "/" + $0 }
+    }
+
+    /// The evaluation of the chain's four checkpoints with the config's `eval` section.
+    public func chainEvalRequest(evaluator: String? = nil) -> ChainEvalRequest {
+        let out = chainOutputs
+        var r = ChainEvalRequest(teacher: out.teacher, samples: config.eval.samples,
+                                 seeds: config.eval.seeds.map { UInt64(bitPattern: Int64($0)) })
+        r.reflow = out.reflow; r.distill = out.distill; r.directDistill = out.directDistill
+        r.steps = config.eval.steps
+        r.guidance = config.pairs.guidance
+        r.reflowGuidance = 1
+        r.straightnessSteps = config.eval.steps.max() ?? 25
+        r.batchSize = config.eval.batchSize
+        r.evaluator = evaluator
+        return r
+    }
+
+    func chainResultsMarkdown(table: ChainTable, stages: [ChainStageReport], seconds: Double, grids: [String]) -> String {
+        var s = "# \(config.name): the rectified-flow chain on \(config.dataset.name.rawValue)\n\n"
+        s += table.markdown() + "\n\n"
+        s += "## Stages (this invocation, \(Progress.formatDuration(seconds)) wall time, \(config.threads) threads)\n\n"
+        s += "| stage | status | time | output | note |\n|---|---|---:|---|---|\n"
+        for r in stages {
+            s += "| \(r.name) | \(r.status) | \(r.status == "skipped" ? "–" : Progress.formatDuration(r.seconds)) | \(r.output) | \(r.note) |\n"
+        }
+        s += "\n## Sample grids\n\n" + grids.map { "- \($0)" }.joined(separator: "\n") + "\n"
+        s += "\nConfig: \(run.configPath)\n"
+        return s
+    }
+}

@@ -1,0 +1,334 @@
+import Foundation
+import Autograd
+import Data
+import Flow
+import Models
+import NN
+import TensorCore
+
+// Stage 2 of the chain: (text, noise, image) triplets from a flow's ODE, written to HDF5.
+//
+// What makes the file reproducible and resumable:
+// - pair i's noise is itemNoise(seed, first: i): it depends only on (seed, i);
+// - pair i's prompt is prompts[i % prompts.count];
+// - pairs are solved in batches on fixed boundaries [b * batch_size, (b + 1) * batch_size), and a
+//   batch's images depend only on its members (the network is deterministic per batch; the
+//   adaptive solver's steps depend on the whole batch, so the boundaries must never move).
+// A resumed run (after kill -9) restarts at the batch holding the first uncommitted row,
+// recomputes that batch and appends only the missing rows; a shard is a run of whole batches.
+// So the rows equal an uninterrupted single run's, whatever the interruptions and sharding.
+
+/// A contiguous part of a pair job: shard `index` of `count` (0-based).
+public struct Shard: Equatable, CustomStringConvertible {
+    public var index: Int, count: Int
+    public init(index: Int, count: Int) { self.index = index; self.count = count }
+
+    /// Parses "i/n" (0 <= i < n).
+    public init(parsing s: String) throws {
+        let parts = s.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]), n >= 1, i >= 0, i < n else {
+            throw ModelError("--shard '\(s)': expected i/n with 0 <= i < n, e.g. 0/4")
+        }
+        index = i; count = n
+    }
+
+    public var description: String { "\(index)/\(count)" }
+
+    /// Pair indices of this shard: whole batches, batches split as evenly as possible.
+    public func rows(total: Int, batchSize: Int) -> Range<Int> {
+        let batches = (total + batchSize - 1) / batchSize
+        let b0 = index * batches / count, b1 = (index + 1) * batches / count
+        return min(total, b0 * batchSize)..<min(total, b1 * batchSize)
+    }
+}
+
+/// One pair-generation job.
+public struct PairsRequest {
+    /// The checkpoint whose ODE makes the images (the teacher, or the 2-RF for distillation pairs).
+    public var teacher: String
+    public var output: String
+    public var count: Int
+    public var solver: SolverName = .rk4
+    public var steps: Int = 32
+    public var rtol: Double = 1e-3
+    public var atol: Double = 1e-4
+    public var guidance: Float = 1.5
+    public var batchSize: Int = 256
+    /// Noise seed: pair i's noise is itemNoise(seed, first: i).
+    public var seed: UInt64 = 0
+    /// Pair i gets prompts[i % prompts.count].
+    public var prompts: [String]
+    /// Where the prompts came from (stored as the `prompts` attribute).
+    public var promptSource: String
+    public var shard: Shard? = nil
+    /// Start the file over instead of resuming it.
+    public var overwrite = false
+    /// Item shape the caller expects (the config's dataset); nil accepts the checkpoint's.
+    public var expectedItemShape: [Int]? = nil
+    /// Extra root attributes (the chain's config hash).
+    public var extraAttributes: [String: String] = [:]
+    public var quiet = false
+
+    public init(teacher: String, output: String, count: Int, prompts: [String], promptSource: String) {
+        self.teacher = teacher; self.output = output; self.count = count
+        self.prompts = prompts; self.promptSource = promptSource
+    }
+
+    /// The solver's attribute values: `solver` and either `steps` or `tolerances`.
+    var solverAttributes: [String: String] {
+        var a = [TripletFormat.Key.solver: solver.rawValue]
+        if solver == .dopri5 {
+            a[TripletFormat.Key.tolerances] = "rtol=\(rtol), atol=\(atol)"
+        } else {
+            a[TripletFormat.Key.steps] = String(steps)
+        }
+        return a
+    }
+}
+
+public struct PairsResult {
+    public var path: String
+    /// Committed rows in the file at the end.
+    public var rows: Int
+    /// Rows this call generated (0 when the file was already complete).
+    public var generated: Int
+    /// Rows the file held when this call started (a resume point, 0 for a new file).
+    public var resumedFrom: Int
+    /// Mean NFE per batch over this call's batches (nil when none ran).
+    public var meanNFE: Double?
+    public var seconds: Double
+}
+
+/// Attribute names beyond `TripletFormat.Key` that our pair files carry.
+public enum PairsKey {
+    public static let batchSize = "batch_size"
+    public static let prompts = "prompts"
+    public static let noise = "noise"
+    public static let teacherStage = "teacher_stage"
+    public static let configHash = "config_hash"
+    /// Shard parts only (dropped by `mergePairParts`).
+    public static let shard = "shard", shardRows = "shard_rows", shardTotal = "shard_total"
+}
+
+/// Generates (or finishes) a triplet file. Re-running the same request after an interruption
+/// continues from the committed rows; the result is row-for-row what an uninterrupted run writes.
+@discardableResult
+public func generatePairs(_ r: PairsRequest) throws -> PairsResult {
+    guard r.count >= 1 else { throw ModelError("pairs: count must be at least 1, got \(r.count)") }
+    guard r.batchSize >= 1 else { throw ModelError("pairs: batch_size must be at least 1, got \(r.batchSize)") }
+    guard !r.prompts.isEmpty else { throw ModelError("pairs: no prompts (\(r.promptSource))") }
+    let teacherURL = URL(fileURLWithPath: r.teacher)
+    guard FileManager.default.fileExists(atPath: teacherURL.path) else {
+        throw ModelError("pairs: teacher checkpoint \(r.teacher) not found")
+    }
+    let (model, meta) = try FlowModel.load(from: teacherURL)
+    let shape = model.spec.itemShape
+    if let want = r.expectedItemShape, want != shape {
+        throw ModelError("pairs: teacher \(r.teacher) makes items of shape \(shape), but the config's dataset has items of shape \(want): this checkpoint was trained for another dataset")
+    }
+    let attrs = try pairsAttributes(r, stage: meta["stage"])
+    let range = r.shard?.rows(total: r.count, batchSize: r.batchSize) ?? 0..<r.count
+
+    let existed = FileManager.default.fileExists(atPath: r.output)
+    try FileManager.default.createDirectory(at: URL(fileURLWithPath: r.output).deletingLastPathComponent(),
+                                            withIntermediateDirectories: true)
+    let writer: TripletWriter
+    do {
+        writer = try TripletWriter(path: r.output, itemShape: shape, attributes: attrs,
+                                   mode: r.overwrite ? .overwrite : .createOrAppend)
+    } catch {
+        throw ModelError("\(error)" + (existed && !r.overwrite ? " (to start this file over, pass --overwrite)" : ""))
+    }
+    let start = writer.committedCount
+    let total = range.count
+    guard start <= total else {
+        try? writer.close()
+        throw ModelError("\(r.output) already holds \(start) pairs, more than the \(total) requested; pass --overwrite to start over or raise the count")
+    }
+    let began = Date()
+    var nfes: [Int] = []
+    if start < total {
+        let solver = makeSolver(r.solver, steps: r.steps, rtol: r.rtol, atol: r.atol)
+        let perBatchLog = max(1, (total / r.batchSize) / 20) * r.batchSize
+        let progress = Progress(total: total, label: "pairs", startStep: start, plainInterval: 10,
+                                plainEverySteps: perBatchLog, output: r.quiet ? { _ in } : pairsProgressOutput)
+        if !r.quiet {
+            let what = start > 0 ? "resuming at pair \(range.lowerBound + start) of" : "generating"
+            progress.message("pairs: \(what) \(total) pairs \(range.lowerBound)..<\(range.upperBound) from \(r.teacher) with \(solver.name), guidance \(r.guidance), batch \(r.batchSize) -> \(r.output)")
+        }
+        let size = shape.reduce(1, *)
+        var next = range.lowerBound + start  // first global pair index still missing
+        do {
+            while next < range.upperBound {
+                let b = next / r.batchSize
+                let lo = b * r.batchSize, hi = min(r.count, lo + r.batchSize)
+                let x0 = itemNoise(seed: r.seed, first: lo, count: hi - lo, itemShape: shape)
+                let prompts = (lo..<hi).map { r.prompts[$0 % r.prompts.count] }
+                let (images, nfe) = try generate(model, x0: x0, prompts: prompts, solver: solver,
+                                                 guidance: r.guidance, batchSize: hi - lo)
+                nfes.append(nfe)
+                let skip = next - lo, n = hi - next
+                try writer.append(texts: Array(prompts[skip...]),
+                                  noise: UnsafeBufferPointer(start: x0.storage.ptr + skip * size, count: n * size),
+                                  images: UnsafeBufferPointer(start: images.storage.ptr + skip * size, count: n * size))
+                next = hi
+                let mean = Double(nfes.reduce(0, +)) / Double(nfes.count)
+                progress.update(step: next - range.lowerBound, values: [("nfe", mean)])
+            }
+            try writer.close()
+        } catch {
+            try? writer.close()
+            throw error
+        }
+        progress.finish()
+    } else {
+        try writer.close()
+    }
+    return PairsResult(path: r.output, rows: writer.committedCount, generated: total - start, resumedFrom: start,
+                       meanNFE: nfes.isEmpty ? nil : Double(nfes.reduce(0, +)) / Double(nfes.count),
+                       seconds: Date().timeIntervalSince(began))
+}
+
+/// The root attributes a request's file carries: what made the pairs (checkpoint and its
+/// SHA-256, solver, guidance, noise seed, batch boundaries, prompts) and, for a shard, its part.
+/// A file is resumed only when its attributes equal these.
+public func pairsAttributes(_ r: PairsRequest, stage: String? = nil) throws -> [String: String] {
+    let url = URL(fileURLWithPath: r.teacher)
+    let st = try stage ?? Safetensors.readMetadata(url)["stage"]
+    var attrs: [String: String] = [
+        TripletFormat.Key.teacherCheckpoint: url.standardizedFileURL.path,
+        TripletFormat.Key.teacherSHA256: try SHA256.hex(file: url.path),
+        TripletFormat.Key.guidance: "\(r.guidance)",
+        TripletFormat.Key.seed: String(r.seed),
+        PairsKey.batchSize: String(r.batchSize),
+        PairsKey.prompts: r.promptSource,
+        PairsKey.noise: "pair i: standard normal from Philox(seed) stream i (itemNoise)",
+        PairsKey.teacherStage: st ?? "unknown",
+    ]
+    attrs.merge(r.solverAttributes) { _, b in b }
+    attrs.merge(r.extraAttributes) { _, b in b }
+    if let shard = r.shard {
+        let range = shard.rows(total: r.count, batchSize: r.batchSize)
+        attrs[PairsKey.shard] = shard.description
+        attrs[PairsKey.shardRows] = "\(range.lowerBound)-\(range.upperBound)"
+        attrs[PairsKey.shardTotal] = String(r.count)
+    }
+    return attrs
+}
+
+/// Progress lines count pairs, not training steps.
+private func pairsProgressOutput(_ text: String) {
+    let t = text.replacingOccurrences(of: " it/s", with: " pairs/s").replacingOccurrences(of: " s/it", with: " s/pair")
+    fputs(t, stderr)
+    fflush(stderr)
+}
+
+/// Joins shard parts (any order) into one file equal to a single run's: checks that the parts
+/// come from the same job and tile 0..<total without gaps, each complete. Returns the row count.
+@discardableResult
+public func mergePairParts(_ parts: [String], into output: String) throws -> Int {
+    guard !parts.isEmpty else { throw ModelError("merge: give at least one part") }
+    struct Part { var path: String; var rows: Range<Int>; var total: Int; var shards: Int; var attrs: [String: String] }
+    var infos: [Part] = []
+    for p in parts {
+        let r = try TripletReader(path: p)
+        defer { r.close() }
+        var a = r.writerAttributes
+        guard let shard = a[PairsKey.shard], let rowsText = a[PairsKey.shardRows],
+              let totalText = a[PairsKey.shardTotal], let total = Int(totalText) else {
+            throw ModelError("merge: \(p) is not a shard part (no '\(PairsKey.shard)'/'\(PairsKey.shardRows)' attributes); it was not written with --shard")
+        }
+        let bounds = rowsText.split(separator: "-").compactMap { Int($0) }
+        guard bounds.count == 2, bounds[0] <= bounds[1], let n = Int(shard.split(separator: "/").last ?? "") else {
+            throw ModelError("merge: \(p): malformed shard attributes (shard '\(shard)', shard_rows '\(rowsText)')")
+        }
+        let rows = bounds[0]..<bounds[1]
+        guard r.count == rows.count else {
+            throw ModelError("merge: \(p) (shard \(shard)) holds \(r.count) of its \(rows.count) pairs: finish it by re-running its command, then merge")
+        }
+        for k in [PairsKey.shard, PairsKey.shardRows, PairsKey.shardTotal] { a[k] = nil }
+        infos.append(Part(path: p, rows: rows, total: total, shards: n, attrs: a))
+    }
+    infos.sort { $0.rows.lowerBound < $1.rows.lowerBound }
+    let first = infos[0]
+    var end = 0
+    for part in infos {
+        if part.attrs != first.attrs {
+            let keys = Set(part.attrs.keys).union(first.attrs.keys).sorted().filter { part.attrs[$0] != first.attrs[$0] }
+            throw ModelError("merge: \(part.path) and \(first.path) come from different jobs (attributes differ: \(keys.joined(separator: ", ")))")
+        }
+        guard part.total == first.total, part.shards == first.shards else {
+            throw ModelError("merge: \(part.path) is from a job of \(part.total) pairs in \(part.shards) shards, \(first.path) from \(first.total) in \(first.shards)")
+        }
+        guard part.rows.lowerBound == end else {
+            throw ModelError(part.rows.lowerBound > end
+                ? "merge: pairs \(end)..<\(part.rows.lowerBound) are missing (no part covers them)"
+                : "merge: \(part.path) overlaps another part at pair \(part.rows.lowerBound)")
+        }
+        end = part.rows.upperBound
+    }
+    guard end == first.total else {
+        throw ModelError("merge: pairs \(end)..<\(first.total) are missing (no part covers them)")
+    }
+    return try TripletStore.merge(parts: infos.map(\.path), into: output, attributes: first.attrs)
+}
+
+/// What a triplet file holds, for tools and tests that do not link the Data module.
+public struct PairsFile {
+    public let count: Int
+    public let itemShape: [Int]
+    public let attributes: [String: String]
+    public let texts: [String]
+    public let noise: [Float]
+    public let images: [Float]
+
+    /// Reads all committed rows (small files only: tests, inspection).
+    public init(path: String) throws {
+        let r = try TripletReader(path: path)
+        defer { r.close() }
+        count = r.count; itemShape = r.itemShape; attributes = r.writerAttributes
+        let b = try r.read(0..<r.count)
+        texts = b.texts
+        noise = Array(UnsafeBufferPointer(start: b.noise.ptr, count: b.noise.count))
+        images = Array(UnsafeBufferPointer(start: b.images.ptr, count: b.images.count))
+    }
+}
+
+/// The noise seed of every pair file of an experiment: derived from the config seed but apart
+/// from evaluation seeds (0, 1, ...), so that scores and distillation errors are measured on
+/// noise no pair was made from.
+public func pairsNoiseSeed(configSeed: Int) -> UInt64 {
+    var z = UInt64(bitPattern: Int64(configSeed)) ^ 0x7061_6972_735F_6E6F  // "pairs_no"
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+}
+
+extension Pipeline {
+    /// Default place of a pair file in the run folder: pairs/<name>.h5.
+    public func pairsPath(_ name: String) -> String { run.file("pairs/\(name).h5") }
+
+    /// A request from the config's `pairs` section, prompts from the training captions (pair i
+    /// gets caption i mod N) or from `promptFile`.
+    public func pairsRequest(teacher: String, output: String, promptFile: String? = nil) throws -> PairsRequest {
+        let train = try loadDataset(.train)
+        let prompts: [String], source: String
+        if let promptFile {
+            prompts = try readPromptFile(promptFile)
+            let (m, _) = try FlowModel.load(from: URL(fileURLWithPath: teacher))
+            try checkPromptWords(prompts, tokenizer: m.tokenizer)
+            source = "file \(URL(fileURLWithPath: promptFile).lastPathComponent) sha256 \(try SHA256.hex(file: promptFile)), pair i gets line i mod \(prompts.count)"
+        } else {
+            prompts = train.captions
+            source = "dataset \(train.name) train captions (\(train.count)), pair i gets caption i mod \(train.count)"
+        }
+        let p = config.pairs
+        var r = PairsRequest(teacher: teacher, output: output, count: p.count, prompts: prompts, promptSource: source)
+        r.solver = p.solver; r.steps = p.steps; r.rtol = p.rtol; r.atol = p.atol
+        r.guidance = p.guidance; r.batchSize = p.batchSize
+        r.seed = pairsNoiseSeed(configSeed: config.seed)
+        r.expectedItemShape = train.itemShape
+        r.quiet = quiet
+        return r
+    }
+}

@@ -1,0 +1,58 @@
+import ArgumentParser
+import Experiments
+import Foundation
+import TensorCore
+
+BLASLauncher.reexecIfNeeded()
+
+struct ReflowDistill: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reflow-distill",
+        abstract: "Distil a flow into a few-step student (one step: x1 = x0 + v(x0, 0, text)).",
+        discussion: """
+        The student starts from --init and learns to map each pair's noise to its image in distill.student_steps
+        Euler steps (1: t fixed at 0; k > 1: t drawn from the k Euler grid starts), with distill.loss = l2,
+        pseudo-huber (distill.huber_c) or perceptual (features of the frozen dataset evaluator,
+        checkpoints/evaluators/<dataset>.safetensors). Training settings come from the config's `distill` section.
+        InstaFlow: --init <run>/reflow.safetensors with pairs made BY the 2-RF
+          (reflow-gen-pairs --teacher <run>/reflow.safetensors).
+        Direct distillation (the ablation): --init <run>/teacher.safetensors --pairs <run>/pairs/teacher.h5
+          --stage direct-distill.
+        Outputs: <run>/<stage>.safetensors (EMA weights; metadata names the flow that made the pairs, its solver
+        and guidance), samples/<stage>_<step>.png, checkpoints/<stage>.last.safetensors for --resume.
+        """)
+
+    @Option(name: .long, help: "Experiment config (YAML).") var config: String?
+    @Option(name: .long, help: ArgumentHelp("Triplet file (repeatable). Default: <run>/pairs/reflow.h5.", valueName: "file.h5"))
+    var pairs: [String] = []
+    @Option(name: .long, help: "Checkpoint the student starts from. Default: <run>/reflow.safetensors.") var initFrom: String?
+    @Option(name: .long, help: "Stage name (output file name): distill, direct-distill, ...") var stage = "distill"
+    @Option(name: .long, help: "Evaluator for distill.loss = perceptual (default: checkpoints/evaluators/<dataset>.safetensors).")
+    var evaluator: String?
+    @Flag(name: .long, help: "Continue from the stage's last checkpoint if there is one.") var resume = false
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key (repeatable).", valueName: "key.path=value"))
+    var overrides: [String] = []
+    @Option(name: .long, help: "Threads for our kernels and OpenBLAS (default: the config's).") var threads: Int?
+    @Flag(name: .long, help: "Print every config key with its type, default and meaning, then exit.") var helpConfig = false
+
+    func validate() throws {
+        if !helpConfig && config == nil { throw ValidationError("missing --config <file.yaml>") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if stage.isEmpty || stage.contains("/") { throw ValidationError("--stage must be a plain name, got '\(stage)'") }
+    }
+
+    func run() throws {
+        if helpConfig { print(configHelp(ExperimentConfig.self)); return }
+        do {
+            let cfg = try loadExperiment(configPath: config!, overrides: overrides, threads: threads)
+            let pipeline = try Pipeline(config: cfg)
+            let inputs = pairs.isEmpty ? [pipeline.pairsPath("reflow")] : pairs
+            let start = initFrom ?? pipeline.run.file("reflow.safetensors")
+            let out = try pipeline.trainDistill(pairs: inputs, initFrom: start, stage: stage, resume: resume, evaluator: evaluator)
+            print("\(stage) weights: \(out.path)")
+            print("samples: \(pipeline.run.samplesPath)")
+        } catch { exitWithError(error) }
+    }
+}
+
+ReflowDistill.main()

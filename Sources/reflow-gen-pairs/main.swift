@@ -1,0 +1,108 @@
+import ArgumentParser
+import Experiments
+import Foundation
+import TensorCore
+
+BLASLauncher.reexecIfNeeded()
+
+struct GenPairs: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reflow-gen-pairs",
+        abstract: "Make (text, noise, image) triplets from a flow's ODE, or merge shard parts.",
+        discussion: """
+        reflow-gen-pairs --config <yaml> [--teacher ckpt] [--output file.h5] [--shard i/n] ...   (= generate ...)
+        reflow-gen-pairs merge part0.h5 part1.h5 ... --output file.h5
+        Flags of each: reflow-gen-pairs help generate, reflow-gen-pairs help merge.
+        """,
+        subcommands: [Generate.self, Merge.self],
+        defaultSubcommand: Generate.self)
+}
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Solve a checkpoint's ODE from Gaussian noise and write the triplets to HDF5 (the default command).",
+        discussion: """
+        Pair i gets noise itemNoise(seed, i) (Philox stream i of the noise seed derived from the config's seed)
+        and prompt i mod P of the dataset's training captions (or of --prompts). The solver, steps (or rtol/atol
+        for dopri5), guidance, count and batch size come from the config's `pairs` section (--set pairs.steps=16).
+        The file records the checkpoint path and SHA-256, solver, steps or tolerances, guidance, seed, batch size,
+        prompts and the time convention (t=0 noise, t=1 data) as HDF5 root attributes.
+        Resumable: re-run the same command after an interruption (even kill -9) and it continues from the
+        committed rows; the result equals an uninterrupted run row for row. --overwrite starts over.
+        Sharding: --shard i/n writes part i of n (whole batches of a contiguous range of pair indices), e.g. on
+        n machines; join them with `reflow-gen-pairs merge parts... --output file.h5`.
+        Guidance: a 2-RF trained on guided pairs already samples the guided distribution; make its pairs with
+        --set pairs.guidance=1 (the chain does) unless you mean to apply the guidance twice.
+        Example: reflow-gen-pairs --config experiments/digits.yaml --teacher runs/digits/teacher.safetensors
+        """)
+
+    @Option(name: .long, help: "Experiment config (YAML): dataset, `pairs` section, seed.") var config: String?
+    @Option(name: .long, help: "Checkpoint whose ODE makes the images (teacher, or 2-RF for distillation pairs). Default: <run>/teacher.safetensors.")
+    var teacher: String?
+    @Option(name: .long, help: "Output HDF5 file. Default: <run>/pairs/<checkpoint name>.h5 (+ .part-i-of-n with --shard).")
+    var output: String?
+    @Option(name: .long, help: "Prompt file, one per line (<empty> = unconditional); default: the dataset's training captions.")
+    var prompts: String?
+    @Option(name: .long, help: "Number of pairs (default: pairs.count).") var count: Int?
+    @Option(name: .long, help: ArgumentHelp("Write only part i of n (0-based), e.g. 0/4.", valueName: "i/n")) var shard: String?
+    @Flag(name: .long, help: "Replace an existing output instead of resuming it.") var overwrite = false
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key (repeatable).", valueName: "key.path=value"))
+    var overrides: [String] = []
+    @Option(name: .long, help: "Threads for our kernels and OpenBLAS (default: the config's).") var threads: Int?
+    @Flag(name: .long, help: "Print every config key with its type, default and meaning, then exit.") var helpConfig = false
+
+    func validate() throws {
+        if !helpConfig && config == nil { throw ValidationError("missing --config <file.yaml>") }
+        if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        if helpConfig { print(configHelp(ExperimentConfig.self)); return }
+        do {
+            var sets = overrides
+            if let count { sets.append("pairs.count=\(count)") }
+            let cfg = try loadExperiment(configPath: config!, overrides: sets, threads: threads)
+            let pipeline = try Pipeline(config: cfg)
+            let teacherPath = teacher ?? pipeline.run.file("teacher.safetensors")
+            let sh = try shard.map { try Shard(parsing: $0) }
+            let name = URL(fileURLWithPath: teacherPath).deletingPathExtension().lastPathComponent
+            var out = output ?? pipeline.pairsPath(name)
+            if let sh, output == nil { out += ".part-\(sh.index)-of-\(sh.count)" }
+            var req = try pipeline.pairsRequest(teacher: teacherPath, output: out, promptFile: prompts)
+            req.shard = sh
+            req.overwrite = overwrite
+            let r = try generatePairs(req)
+            let nfe = r.meanNFE.map { String(format: ", mean NFE %.1f", $0) } ?? ""
+            if r.generated == 0 {
+                print("\(r.path): already complete (\(r.rows) pairs)")
+            } else {
+                print("\(r.path): \(r.rows) pairs (\(r.generated) generated in \(String(format: "%.1f", r.seconds)) s\(r.resumedFrom > 0 ? ", resumed at \(r.resumedFrom)" : "")\(nfe))")
+            }
+        } catch { exitWithError(error) }
+    }
+}
+
+struct Merge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge",
+        abstract: "Join the parts of a sharded pair job into one file, equal to a single run's.",
+        discussion: "Checks that the parts come from the same job, are complete and cover every pair exactly once.")
+
+    @Argument(help: "Part files written with --shard (any order).") var parts: [String]
+    @Option(name: .long, help: "Merged HDF5 file (replaced if it exists).") var output: String
+
+    func validate() throws {
+        if parts.isEmpty { throw ValidationError("give the part files to merge") }
+    }
+
+    func run() throws {
+        do {
+            let n = try mergePairParts(parts, into: output)
+            print("\(output): \(n) pairs from \(parts.count) parts")
+        } catch { exitWithError(error) }
+    }
+}
+
+GenPairs.main()

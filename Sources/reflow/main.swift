@@ -1,0 +1,129 @@
+import ArgumentParser
+import Experiments
+import Foundation
+import TensorCore
+
+BLASLauncher.reexecIfNeeded()
+
+struct Reflow: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reflow",
+        abstract: "Run the whole rectified-flow chain from one config, or print its results table.",
+        discussion: """
+        reflow --config experiments/quickstart.yaml [--set key=value ...]   runs the chain (= reflow run ...)
+        reflow table --config experiments/quickstart.yaml [--json]           scores the run's checkpoints
+        Flags of each: reflow help run, reflow help table.
+        """,
+        subcommands: [Run.self, Table.self],
+        defaultSubcommand: Run.self)
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run every stage of the chain in order (the default command).",
+        discussion: """
+        Stages: evaluator (only when checkpoints/evaluators/<dataset>.safetensors is missing), teacher,
+        pairs (teacher, with pairs.guidance), reflow (2-RF), pairs (2-RF, guidance 1: the teacher's guidance is
+        already in the 2-RF's weights), distill (one-step student of the 2-RF), direct-distill
+        (the same student from the teacher on the teacher's pairs: the ablation), eval.
+        A stage whose output exists and was made with the same config section and inputs is skipped; an
+        interrupted stage resumes (training from its last checkpoint, pairs from the committed rows); a stage
+        whose config changed is redone, and so is everything after it. Re-run the same command after any
+        interruption. Outputs: <output_dir>/<name>/ with teacher/reflow/distill/direct-distill.safetensors,
+        pairs/*.h5, samples/*.png, metrics.jsonl, results.md and results.json.
+        Example: reflow --config experiments/quickstart.yaml
+        """)
+
+    @Option(name: .long, help: "Experiment config (YAML), e.g. experiments/quickstart.yaml.") var config: String?
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key (repeatable).", valueName: "key.path=value"))
+    var overrides: [String] = []
+    @Flag(name: .long, help: "Start interrupted stages over instead of resuming them.") var noResume = false
+    @Option(name: .long, help: "Evaluator checkpoint (default: checkpoints/evaluators/<dataset>.safetensors, trained if missing).")
+    var evaluator: String?
+    @Option(name: .long, help: "Threads for our kernels and OpenBLAS (default: the config's).") var threads: Int?
+    @Flag(name: .long, help: "Print the results table as JSON instead of Markdown.") var json = false
+    @Flag(name: .long, help: "Print every config key with its type, default and meaning, then exit.") var helpConfig = false
+
+    func validate() throws {
+        if !helpConfig && config == nil { throw ValidationError("missing --config <file.yaml>") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        if helpConfig { print(configHelp(ExperimentConfig.self)); return }
+        do {
+            let cfg = try loadExperiment(configPath: config!, overrides: overrides, threads: threads)
+            let pipeline = try Pipeline(config: cfg)
+            var o = ChainOptions()
+            o.resume = !noResume
+            o.evaluator = evaluator
+            o.command = (["reflow"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+            FileHandle.standardError.write(Data("chain: \(cfg.name) on \(cfg.dataset.name.rawValue), run folder \(pipeline.run.path)\n".utf8))
+            let r = try pipeline.runChain(o)
+            print(json ? r.table.json() : r.table.markdown())
+            print("")
+            print("sample grids:")
+            for g in r.grids { print("  \(g)") }
+            print("results: \(r.resultsPath)  (chain wall time \(Progress.formatDuration(r.seconds)))")
+        } catch { exitWithError(error) }
+    }
+}
+
+struct Table: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "table",
+        abstract: "Score the chain's checkpoints and print the table (Markdown, or --json).",
+        discussion: """
+        Rows: teacher (guidance = pairs.guidance) and 2-RF (guidance 1: its pairs carried the teacher's) at each of
+        --steps Euler steps, the 2-RF's student and the directly distilled student (no guidance); straightness of teacher and 2-RF on Euler trajectories;
+        images/s; each student's distillation error (MSE against the multi-step output of the flow that made its
+        pairs, on fresh noise). Same noise and prompts in every row, over --seeds (mean ± half the range).
+        Checkpoints default to the run folder's; override any with the flags below.
+        """)
+
+    @Option(name: .long, help: "Experiment config (names the dataset and run folder).") var config: String
+    @Option(name: .long, help: "Teacher checkpoint (default: <run>/teacher.safetensors).") var teacher: String?
+    @Option(name: .customLong("reflow"), help: "2-RF checkpoint (default: <run>/reflow.safetensors).") var reflowPath: String?
+    @Option(name: .long, help: "2-RF student (default: <run>/distill.safetensors).") var distill: String?
+    @Option(name: .long, help: "Directly distilled student (default: <run>/direct-distill.safetensors).") var directDistill: String?
+    @Option(name: .long, help: "Comma-separated Euler step counts (default: eval.steps).") var steps: String?
+    @Option(name: .long, help: "Samples per row and seed (default: eval.samples).") var samples: Int?
+    @Option(name: .long, help: "Comma-separated noise seeds, >= 2 for a spread (default: eval.seeds).") var seeds: String?
+    @Option(name: .long, help: "Guidance of the teacher (default: pairs.guidance).") var guidance: Float?
+    @Option(name: .long, help: "Guidance of the 2-RF (default 1: it was trained on guided pairs).") var reflowGuidance: Float?
+    @Option(name: .long, help: "Evaluator checkpoint (default: checkpoints/evaluators/<dataset>.safetensors).") var evaluator: String?
+    @Option(name: .customLong("set"), help: "Config override (repeatable).") var overrides: [String] = []
+    @Option(name: .long, help: "Threads.") var threads: Int?
+    @Flag(name: .long, help: "Print JSON instead of Markdown.") var json = false
+
+    func ints(_ s: String, _ flag: String) throws -> [Int] {
+        let v = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !v.isEmpty, v.allSatisfy({ $0 != nil && $0! >= 0 }) else {
+            throw ValidationError("\(flag) must be comma-separated non-negative integers, got '\(s)'")
+        }
+        return v.map { $0! }
+    }
+
+    func run() throws {
+        do {
+            let cfg = try loadExperiment(configPath: config, overrides: overrides, threads: threads)
+            let pipeline = try Pipeline(config: cfg)
+            var r = pipeline.chainEvalRequest(evaluator: evaluator)
+            if let teacher { r.teacher = teacher }
+            let fm = FileManager.default
+            r.reflow = reflowPath ?? (fm.fileExists(atPath: r.reflow!) ? r.reflow : nil)
+            r.distill = distill ?? (fm.fileExists(atPath: r.distill!) ? r.distill : nil)
+            r.directDistill = directDistill ?? (fm.fileExists(atPath: r.directDistill!) ? r.directDistill : nil)
+            if let steps { r.steps = try ints(steps, "--steps").filter { $0 > 0 }; r.straightnessSteps = r.steps.max() ?? 25 }
+            if let samples { r.samples = samples }
+            if let seeds { r.seeds = try ints(seeds, "--seeds").map { UInt64($0) } }
+            if let guidance { r.guidance = guidance }
+            if let reflowGuidance { r.reflowGuidance = reflowGuidance }
+            let table = try pipeline.evaluateChain(r)
+            print(json ? table.json() : table.markdown())
+        } catch { exitWithError(error) }
+    }
+}
+
+Reflow.main()
