@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(name: "FlowTests", dependencies: ["Flow", "Autograd", "TensorCore"], swiftSettings: fast),
         .testTarget(name: "NNTests", dependencies: ["NN", "Autograd", "TensorCore"],
                     resources: [.copy("Fixtures")], swiftSettings: fast),
-        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Models", "NN", "TensorCore"], swiftSettings: fast),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Data", "Models", "NN", "TensorCore"], swiftSettings: fast),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,4 +1,5 @@
 import XCTest
+import Data
 import Experiments
 import Models
 import NN

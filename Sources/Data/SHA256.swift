@@ -78,6 +78,13 @@ public struct SHA256 {
         h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d; h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
     }
 
+    /// SHA-256 of bytes, hex.
+    public static func hex(_ bytes: [UInt8]) -> String {
+        var s = SHA256()
+        bytes.withUnsafeBytes { s.update($0) }
+        return s.finalizeHex()
+    }
+
     /// SHA-256 of a string's UTF-8 bytes, hex.
     public static func hex(_ text: String) -> String {
         var s = SHA256()
@@ -88,14 +95,14 @@ public struct SHA256 {
     /// SHA-256 of a file, read in 1 MB pieces (memory does not grow with the file).
     public static func hex(file path: String) throws -> String {
         guard let fh = FileHandle(forReadingAtPath: path) else {
-            throw RunFolderError("cannot read \(path) to hash it: no such file or not readable")
+            throw DataError("cannot read \(path) to hash it: no such file or not readable")
         }
         defer { try? fh.close() }
         var s = SHA256()
         while true {
             let chunk: Data
             do { chunk = try fh.read(upToCount: 1 << 20) ?? Data() } catch {
-                throw RunFolderError("cannot read \(path) to hash it: \(error.localizedDescription)")
+                throw DataError("cannot read \(path) to hash it: \(error.localizedDescription)")
             }
             if chunk.isEmpty { break }
             s.update(chunk)
