@@ -32,26 +32,8 @@ public enum MetricValue: Equatable, ExpressibleByIntegerLiteral, ExpressibleByFl
     }
 }
 
-private func jsonString(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if u.value < 0x20 {
-                let hex = String(u.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else {
-                out.unicodeScalars.append(u)
-            }
-        }
-    }
-    return out + "\""
-}
+/// A JSON string literal: the YAML double-quoted form (ConfigNode.swift) uses JSON's escapes.
+private func jsonString(_ s: String) -> String { yamlDoubleQuoted(s) }
 
 /// `metrics.jsonl`: one JSON object per line, keys in the order given. Each line goes out in a
 /// single `write` to a file opened with O_APPEND, so it is on disk (in the page cache) when
