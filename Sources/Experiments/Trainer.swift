@@ -181,7 +181,8 @@ public final class Trainer {
     /// One forward/backward pass; returns the loss value.
     func trainStep(step: Int) throws -> Float {
         let s = options.section
-        var (x0, x1, captions) = try source.batch(step: step, size: s.batchSize)
+        let (x0, x1, batchCaptions) = try source.batch(step: step, size: s.batchSize)
+        var captions = batchCaptions
         let n = captions.count
         var rng = RNG(seed: options.seed &+ 0x7133, counter: UInt64(step) << 8)
         if s.captionDropout > 0 {
@@ -201,7 +202,6 @@ public final class Trainer {
             let t = try sampler.sample(n, rng: &rng)
             loss = try distillationLoss(model: v, x0: x0, x1: x1, t: t, loss: dl)
         }
-        x0 = x0.detached()
         loss.backward()
         return loss.item
     }
