@@ -86,6 +86,8 @@ public struct ChainTable: Codable {
     public var configHash: String = ""
     /// Evaluator test accuracy (from its metadata), for reading prompt accuracy.
     public var evaluatorAccuracy: String = ""
+    /// Solver of the rows (nil: Euler, the chain's; optional so older results.json files decode).
+    public var solver: String? = nil
 
     public func markdown() -> String {
         var l = ["| model | steps | NFE | guidance | prompt acc. | FD (evaluator) | FD (pixels) | images/s | distill. error |",
@@ -102,7 +104,7 @@ public struct ChainTable: Codable {
             }
         }
         l.append("")
-        l.append("\(samples) samples per row and seed, seeds \(seeds.map(String.init).joined(separator: ", ")) (mean ± half the range); same noise and prompts in every row. Euler solver; FD = Fréchet distance to the \(dataset) test split\(evaluatorAccuracy.isEmpty ? "" : " (evaluator test accuracy \(evaluatorAccuracy))"). Distill. error: MSE between the student's output and the multi-step output of the flow that made its pairs (same solver, steps and guidance) on fresh noise. S = E ∫||(x1 - x0) - dx/dt||² dt (0 = straight).")
+        l.append("\(samples) samples per row and seed, seeds \(seeds.map(String.init).joined(separator: ", ")) (mean ± half the range); same noise and prompts in every row. \(solver.map { $0 == "euler" ? "Euler" : $0 } ?? "Euler") solver; FD = Fréchet distance to the \(dataset) test split\(evaluatorAccuracy.isEmpty ? "" : " (evaluator test accuracy \(evaluatorAccuracy))"). Distill. error: MSE between the student's output and the multi-step output of the flow that made its pairs (same solver, steps and guidance) on fresh noise. S = E ∫||(x1 - x0) - dx/dt||² dt (0 = straight).")
         return l.joined(separator: "\n")
     }
 
@@ -147,7 +149,8 @@ extension Pipeline {
         }
         let (evaluator, evMeta) = try Classifier.load(from: evURL)
         let reference = try Reference(test: test, evaluator: evaluator)
-        let (prompts, classes) = evaluationPrompts(test, count: r.samples)
+        let classNames = (evMeta["class_names"] ?? "").split(separator: "|").map(String.init)
+        let (prompts, classes) = evaluationPrompts(test, count: r.samples, evaluatorClassNames: classNames)
         var table = ChainTable(dataset: test.name, samples: r.samples, seeds: r.seeds)
         if let a = evMeta["test_accuracy"], let v = Double(a) { table.evaluatorAccuracy = String(format: "%.1f%%", v * 100) }
 
@@ -184,6 +187,7 @@ extension Pipeline {
         // Flows at each step count, and their straightness.
         for (label, path, w) in models {
             let (model, _) = try load(path)
+            try warmUp(model, prompts: prompts, guidance: w, batchSize: r.batchSize)
             for steps in r.steps {
                 var row = ChainRow(model: label, steps: steps, nfe: 0, guidance: w)
                 for (k, seed) in r.seeds.enumerated() {
@@ -215,6 +219,7 @@ extension Pipeline {
             let k = Int(meta[StudentKey.studentSteps] ?? "1") ?? 1
             let maker = try pairMakerOutputs(meta: meta, student: path, noises: noises, prompts: prompts,
                                              batchSize: r.batchSize, cache: &makerCache, load: load)
+            try warmUp(model, prompts: prompts, guidance: 1, batchSize: r.batchSize)
             var row = ChainRow(model: label, steps: k, nfe: 0, guidance: 1)
             for (i, seed) in r.seeds.enumerated() {
                 let s = try scoreSamples(model, solver: Euler(steps: k), guidance: 1, prompts: prompts, classes: classes,

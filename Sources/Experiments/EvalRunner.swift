@@ -5,6 +5,10 @@ import Flow
 import Models
 import TensorCore
 
+// reflow-eval: any checkpoints at any step counts, scored like the chain's table (same noise and
+// prompts for every row, repeated over seeds). A flow also gets its straightness; a student (its
+// metadata names the flow that made its pairs) gets its distillation error at its own step count.
+
 public struct EvalRequest {
     public var checkpoints: [(label: String, path: String)]
     public var steps: [Int]
@@ -13,6 +17,7 @@ public struct EvalRequest {
     public var solver: SolverName = .euler
     public var guidance: Float = 1.5
     public var evaluator: String? = nil
+    /// Euler steps of the trajectories straightness is measured on (0 = skip).
     public var straightnessSteps = 25
     public var batchSize = 250
     public init(checkpoints: [(label: String, path: String)], steps: [Int], samples: Int, seeds: [UInt64]) {
@@ -22,7 +27,7 @@ public struct EvalRequest {
 
 extension Pipeline {
     /// Scores checkpoints at several step counts on the same noise and prompts.
-    public func evaluate(_ r: EvalRequest) throws -> [Score] {
+    public func evaluate(_ r: EvalRequest) throws -> ChainTable {
         let test = try loadDataset(.test)
         let evURL = r.evaluator.map { URL(fileURLWithPath: $0) } ?? Pipeline.evaluatorURL(dataset: test.name)
         guard FileManager.default.fileExists(atPath: evURL.path) else {
@@ -32,44 +37,57 @@ extension Pipeline {
         let reference = try Reference(test: test, evaluator: evaluator)
         let classNames = (evMeta["class_names"] ?? "").split(separator: "|").map(String.init)
         let (prompts, classes) = evaluationPrompts(test, count: r.samples, evaluatorClassNames: classNames)
-        var scores: [Score] = []
+        var table = ChainTable(dataset: test.name, samples: r.samples, seeds: r.seeds)
+        table.solver = r.solver.rawValue
+        if let a = evMeta["test_accuracy"], let v = Double(a) { table.evaluatorAccuracy = String(format: "%.1f%%", v * 100) }
+        var loaded: [String: (FlowModel, [String: String])] = [:]
+        func load(_ path: String) throws -> (FlowModel, [String: String]) {
+            if let m = loaded[path] { return m }
+            guard FileManager.default.fileExists(atPath: path) else { throw ModelError("checkpoint \(path) not found") }
+            let m = try FlowModel.load(from: URL(fileURLWithPath: path))
+            loaded[path] = m
+            return m
+        }
+        func log(_ s: String) { if !quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
+        var makerCache: [String: [Tensor]] = [:]
         for (label, path) in r.checkpoints {
-            let (model, _) = try FlowModel.load(from: URL(fileURLWithPath: path))
+            let (model, meta) = try load(path)
+            let noises = r.seeds.map { itemNoise(seed: $0, first: 0, count: r.samples, itemShape: model.spec.itemShape) }
+            // A student is scored against its pair-maker at the step count it was trained for.
+            let studentSteps = meta[StudentKey.studentSteps].flatMap { Int($0) }
+            let maker = studentSteps == nil ? nil
+                : try pairMakerOutputs(meta: meta, student: path, noises: noises, prompts: prompts,
+                                       batchSize: r.batchSize, cache: &makerCache, load: load)
+            try warmUp(model, prompts: prompts, guidance: r.guidance, batchSize: r.batchSize)
             for steps in r.steps {
-                let solver = makeSolver(r.solver, steps: steps)
-                var sc = Score(label: label, steps: steps, nfe: 0)
-                for seed in r.seeds {
-                    let s = try scoreSamples(model, solver: solver, guidance: r.guidance, prompts: prompts, classes: classes,
-                                             seed: seed, reference: reference, batchSize: r.batchSize)
-                    if let a = s.accuracy { sc.promptAccuracy.append(a) }
-                    sc.fdFeatures.append(s.fdFeatures); sc.fdPixels.append(s.fdPixels)
-                    sc.imagesPerSecond.append(s.imagesPerSecond); sc.nfe = s.nfe
+                var row = ChainRow(model: label, steps: steps, nfe: 0, guidance: r.guidance)
+                for (k, seed) in r.seeds.enumerated() {
+                    let s = try scoreSamples(model, solver: makeSolver(r.solver, steps: steps), guidance: r.guidance,
+                                             prompts: prompts, classes: classes, seed: seed, reference: reference,
+                                             batchSize: r.batchSize)
+                    if let a = s.accuracy { row.promptAccuracy.append(a) }
+                    row.fdFeatures.append(s.fdFeatures); row.fdPixels.append(s.fdPixels)
+                    row.imagesPerSecond.append(s.imagesPerSecond); row.nfe = s.nfe
+                    if let maker, steps == studentSteps, r.solver == .euler {
+                        row.distillError.append(try meanSquaredError(s.images, maker[k]))
+                    }
                 }
-                scores.append(sc)
-                if !quiet {
-                    FileHandle.standardError.write(Data("eval \(label) @\(steps): acc \(formatSpread(sc.promptAccuracy, digits: 1, percent: true)), FD \(formatSpread(sc.fdFeatures))\n".utf8))
+                table.rows.append(row)
+                log("eval \(label) @\(steps): acc \(formatSpread(row.promptAccuracy, digits: 1, percent: true)), FD \(formatSpread(row.fdFeatures))"
+                    + (row.distillError.isEmpty ? "" : ", distill error \(formatSpread(row.distillError, digits: 4))"))
+            }
+            // Straightness is a property of a flow's ODE; a student is not meant to be integrated finely.
+            if r.straightnessSteps > 0 && studentSteps == nil {
+                var st = ChainStraightness(model: label, steps: r.straightnessSteps, guidance: r.guidance)
+                for x0 in noises {
+                    let s = try measureFlowStraightness(model, x0: x0, prompts: prompts, guidance: r.guidance,
+                                                        steps: r.straightnessSteps, batchSize: r.batchSize)
+                    st.value.append(s.value); st.perDimension.append(s.perDimension)
                 }
+                table.straightness.append(st)
+                log("straightness \(label): \(formatSpread(st.value, digits: 4))")
             }
         }
-        return scores
+        return table
     }
-}
-
-/// The results table in Markdown.
-public func scoresTable(_ scores: [Score]) -> String {
-    var lines = ["| model | steps | NFE | prompt acc. | FD (evaluator) | FD (pixels) | images/s |",
-                 "|---|---:|---:|---:|---:|---:|---:|"]
-    for s in scores {
-        lines.append("| \(s.label) | \(s.steps) | \(s.nfe) | \(formatSpread(s.promptAccuracy, digits: 1, percent: true)) | \(formatSpread(s.fdFeatures)) | \(formatSpread(s.fdPixels)) | \(formatSpread(s.imagesPerSecond, digits: 0)) |")
-    }
-    return lines.joined(separator: "\n")
-}
-
-public func scoresJSON(_ scores: [Score]) -> String {
-    let rows: [[String: Any]] = scores.map {
-        ["model": $0.label, "steps": $0.steps, "nfe": $0.nfe, "prompt_accuracy": $0.promptAccuracy,
-         "fd_features": $0.fdFeatures, "fd_pixels": $0.fdPixels, "images_per_second": $0.imagesPerSecond]
-    }
-    let data = (try? JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys])) ?? Data()
-    return String(decoding: data, as: UTF8.self)
 }

@@ -5,19 +5,6 @@ import Flow
 import Models
 import TensorCore
 
-/// Scores of one model at one step count, averaged over noise seeds (with their spread).
-public struct Score {
-    public var label: String
-    public var steps: Int
-    public var nfe: Int
-    public var promptAccuracy: [Double] = []
-    public var fdFeatures: [Double] = []
-    public var fdPixels: [Double] = []
-    public var straightness: [Double] = []
-    public var imagesPerSecond: [Double] = []
-    public var distillError: [Double] = []
-}
-
 /// Prompts for evaluation: class-balanced, caption templates cycling, from the test split.
 public func evaluationPrompts(_ test: Dataset, count: Int, evaluatorClassNames: [String] = []) -> (prompts: [String], classes: [Int]) {
     let k = test.classCaptions.count
@@ -66,6 +53,15 @@ public func scoreSamples(_ model: FlowModel, solver: ODESolver, guidance: Float,
     let fdF = try frechetDistance(GaussianFit(classifierFeatures(reference.evaluator, images: clipped)), reference.features)
     let fdP = try frechetDistance(GaussianFit(clipped.reshaped([prompts.count, -1])), reference.pixels)
     return (acc, fdF, fdP, Double(prompts.count) / max(secs, 1e-9), nfe, imgs)
+}
+
+/// One untimed batch through `model`, so that a row's images/s does not include first-call costs
+/// (buffer allocation, lazy setup) that the rows after it would not pay.
+func warmUp(_ model: FlowModel, prompts: [String], guidance: Float, batchSize: Int) throws {
+    let n = min(prompts.count, batchSize)
+    guard n > 0 else { return }
+    let x0 = itemNoise(seed: 0, first: 0, count: n, itemShape: model.spec.itemShape)
+    _ = try generate(model, x0: x0, prompts: Array(prompts[0..<n]), solver: Euler(steps: 1), guidance: guidance, batchSize: batchSize)
 }
 
 /// Mean ± spread (half the range) of a list, formatted.

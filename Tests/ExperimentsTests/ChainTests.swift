@@ -313,6 +313,21 @@ final class ChainTests: XCTestCase {
         let md = try String(contentsOfFile: r.resultsPath, encoding: .utf8)
         XCTAssertTrue(md.contains("| 2-RF + distill | 1 | 1 |"), md)
         for g in r.grids { XCTAssertTrue(FileManager.default.fileExists(atPath: g), g) }
+        // reflow-eval on single checkpoints scores exactly as the chain's table does: same noise,
+        // prompts and pair-maker, so the same FD, distillation error and straightness.
+        var er = EvalRequest(checkpoints: [("2-RF", p.run.file("reflow.safetensors")),
+                                           ("2-RF + distill", p.run.file("distill.safetensors"))],
+                             steps: [1], samples: 256, seeds: [0, 1])
+        er.guidance = 1; er.evaluator = o.evaluator; er.straightnessSteps = 8  // the chain uses its largest eval step count
+        let single = try p.evaluate(er)
+        for model in ["2-RF", "2-RF + distill"] {
+            let a = single.rows.first { $0.model == model }!, b = r.table.rows.first { $0.model == model && $0.steps == 1 }!
+            XCTAssertEqual(a.fdFeatures, b.fdFeatures, model)
+            XCTAssertEqual(a.distillError, b.distillError, model)
+        }
+        XCTAssertEqual(single.rows.first { $0.model == "2-RF + distill" }!.distillError.count, 2)
+        XCTAssertEqual(single.straightness.map(\.model), ["2-RF"], "a student gets no straightness")
+        XCTAssertEqual(single.straightness.first?.value, r.table.straightness.first { $0.model == "2-RF" }!.value)
         // About 15 s on 2 quiet cores; the bound only catches a pathological slowdown (the
         // machine may be shared).
         XCTAssertLessThan(secs, 120, "the toy chain should take well under a minute")
