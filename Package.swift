@@ -76,13 +76,17 @@ let package = Package(
                           dependencies: ["NN", "Autograd", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: fast),
 
+        // Helpers shared by the test targets (gradient check, seeded randn, PyTorch fixtures).
+        // A plain target, not a test target, so that test targets can depend on it.
+        .target(name: "TestSupport", dependencies: ["Autograd", "TensorCore", "NN"], path: "Tests/TestSupport", swiftSettings: fast),
+
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: fast),
         .testTarget(name: "DataTests", dependencies: ["Data", "TensorCore"], swiftSettings: fast),
-        .testTarget(name: "AutogradTests", dependencies: ["Autograd", "TensorCore", "NN"],
+        .testTarget(name: "AutogradTests", dependencies: ["Autograd", "TensorCore", "NN", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: fast),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Autograd", "TensorCore"], swiftSettings: fast),
-        .testTarget(name: "FlowTests", dependencies: ["Flow", "Autograd", "TensorCore"], swiftSettings: fast),
-        .testTarget(name: "NNTests", dependencies: ["NN", "Autograd", "TensorCore"],
+        .testTarget(name: "FlowTests", dependencies: ["Flow", "Autograd", "TensorCore", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Autograd", "TensorCore", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: fast),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Data", "Models", "NN", "TensorCore"], swiftSettings: fast),
     ],

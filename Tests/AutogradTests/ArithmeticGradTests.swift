@@ -1,6 +1,7 @@
 import XCTest
 import Autograd
 import TensorCore
+import TestSupport
 
 final class ArithmeticGradTests: XCTestCase {
     func testBinaryOpsWithBroadcasting() throws {

@@ -1,6 +1,7 @@
 import XCTest
 import Autograd
 import TensorCore
+import TestSupport
 
 final class ConvGradTests: XCTestCase {
     /// Direct convolution in Double: the definition, one output at a time.

@@ -1,6 +1,7 @@
 import XCTest
 import Autograd
 import TensorCore
+import TestSupport
 
 final class NormGradTests: XCTestCase {
     /// Group norm in Double, straight from the definition.

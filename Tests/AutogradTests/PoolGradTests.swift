@@ -1,6 +1,7 @@
 import XCTest
 import Autograd
 import TensorCore
+import TestSupport
 
 final class PoolGradTests: XCTestCase {
     func testAvgPoolForward() throws {

@@ -1,6 +1,7 @@
 import XCTest
 import Autograd
 import TensorCore
+import TestSupport
 
 /// Reference permute by index arithmetic: output axis i is input axis perm[i].
 func referencePermute(_ x: Tensor, _ perm: [Int]) -> [Float] {

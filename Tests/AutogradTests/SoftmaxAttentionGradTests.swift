@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import Autograd
 import TensorCore
+import TestSupport
 
 /// Double-precision softmax (or log-softmax) over `axis` of a contiguous tensor.
 func referenceSoftmax(_ x: Tensor, axis: Int, log: Bool) -> [Double] {

@@ -3,18 +3,17 @@ import Foundation
 import Autograd
 import NN
 import TensorCore
+import TestSupport
 
 // Every op against PyTorch 2.13 (Fixtures/ops.safetensors, written by scripts/make_fixtures.py).
 // Case `c` holds inputs `c.in<i>`, projection `c.proj`, output `c.out` and `c.grad<i>` for each
 // input listed in its "grads"; its parameters are in the JSON metadata entry "cases". The
 // reference is computed in float64 from float32-exact inputs, so every difference is ours.
 //
-// ONE comparison rule for every tensor (outputs and gradients alike):
-//     |a_i - b_i| <= rtol * (|b_i| + mean_j |b_j|),   rtol = 1e-4,
-// a = ours, b = torch. The mean|b| term is the floor that lets elements near zero compare at the
-// tensor's scale (a cancelling sum can be ~0 in float64 and 1e-8 in float32 without anything
-// being wrong); for large elements the rule is a plain 1e-4 relative error. The reported error
-// of a case is the worst ratio |a_i - b_i| / (|b_i| + mean|b|) over its output and gradients.
+// Every tensor (outputs and gradients alike) is compared with the one rule of
+// TestSupport/TorchFixtures.swift, |a_i - b_i| <= rtol * (|b_i| + mean_j |b_j|), at rtol = 1e-4.
+// The reported error of a case is the worst ratio |a_i - b_i| / (|b_i| + mean|b|) over its
+// output and gradients.
 // No case has a looser tolerance (`looserTolerance` below is empty); one may be added only
 // with its value and the reason, next to the entry.
 
@@ -22,75 +21,11 @@ import TensorCore
 private let looserTolerance: [String: (Double, String)] = [:]
 private let defaultRtol = 1e-4
 
-/// Worst |a - b| / (|b| + mean|b|) over all elements (in Double), with its index.
-func fixtureError(_ a: Tensor, _ b: Tensor) -> (err: Double, index: Int) {
-    precondition(a.count == b.count)
-    let n = b.count
-    if n == 0 { return (0, 0) }
-    var meanAbs = 0.0
-    for i in 0..<n { meanAbs += Swift.abs(Double(b.storage.ptr[i])) }
-    meanAbs /= Double(n)
-    var worst = 0.0, at = 0
-    for i in 0..<n {
-        let x = Double(a.storage.ptr[i]), y = Double(b.storage.ptr[i])
-        // A NaN must fail: (NaN > worst) is false, so test it explicitly.
-        let e = x.isNaN || y.isNaN ? Double.infinity
-            : Swift.abs(x - y) / max(Swift.abs(y) + meanAbs, Double.leastNonzeroMagnitude)
-        if e > worst { worst = e; at = i }
-    }
-    return (worst, at)
-}
-
-/// The parameters of one case, from the "cases" metadata JSON.
-struct FixtureParams {
-    let name: String
-    let json: [String: Any]
-    let archive: SafetensorsArchive
-
-    func int(_ key: String) throws -> Int {
-        guard let v = json[key] as? NSNumber else { throw FixtureError("\(name): parameter '\(key)' is missing or not a number") }
-        return v.intValue
-    }
-    func float(_ key: String) throws -> Float {
-        guard let v = json[key] as? NSNumber else { throw FixtureError("\(name): parameter '\(key)' is missing or not a number") }
-        return v.floatValue
-    }
-    func bool(_ key: String) throws -> Bool {
-        guard let v = json[key] as? Bool else { throw FixtureError("\(name): parameter '\(key)' is missing or not a bool") }
-        return v
-    }
-    func ints(_ key: String) throws -> [Int] {
-        guard let v = json[key] as? [NSNumber] else { throw FixtureError("\(name): parameter '\(key)' is missing or not a list") }
-        return v.map { $0.intValue }
-    }
-    func intLists(_ key: String) throws -> [[Int]] {
-        guard let v = json[key] as? [[NSNumber]] else { throw FixtureError("\(name): parameter '\(key)' is missing or not a list of lists") }
-        return v.map { $0.map { $0.intValue } }
-    }
-    /// An extra tensor of the case, e.g. `attention.mask`.
-    func tensor(_ suffix: String) throws -> Tensor {
-        guard let t = archive["\(name).\(suffix)"] else { throw FixtureError("fixture lacks tensor '\(name).\(suffix)'") }
-        return t
-    }
-}
-
-struct FixtureError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
-}
-
 /// The ops fixture, read once for all tests.
 enum OpsFixture {
     static let loaded: Result<(SafetensorsArchive, [String: [String: Any]]), Error> = Result {
-        guard let url = Bundle.module.url(forResource: "ops", withExtension: "safetensors", subdirectory: "Fixtures") else {
-            throw FixtureError("Fixtures/ops.safetensors is not in the test bundle \(Bundle.module.bundlePath)")
-        }
-        let archive = try Safetensors.read(url)
-        guard let text = archive.metadata["cases"], let data = text.data(using: .utf8),
-              let cases = try JSONSerialization.jsonObject(with: data) as? [String: [String: Any]] else {
-            throw FixtureError("\(url.path): metadata entry 'cases' is missing or not a JSON object of objects")
-        }
-        return (archive, cases)
+        let archive = try loadTorchFixture("ops", bundle: .module)
+        return (archive, try archive.jsonCases("cases"))
     }
 }
 
@@ -215,33 +150,19 @@ final class TorchFixtureTests: XCTestCase {
             let gradIdx = Set(try params.ints("grads"))
             var xs: [Tensor] = []
             for i in 0..<nIn {
-                guard let t = archive["\(name).in\(i)"] else { throw FixtureError("fixture lacks '\(name).in\(i)'") }
-                // A private copy: backward writes `.grad` and the archive is shared.
-                xs.append(Tensor(shape: t.shape, storage: t.storage.copy(), requiresGrad: gradIdx.contains(i)))
+                xs.append(fixtureCopy(try archive.require("\(name).in\(i)"), requiresGrad: gradIdx.contains(i)))
             }
-            guard let want = archive["\(name).out"], let proj = archive["\(name).proj"] else {
-                throw FixtureError("fixture lacks '\(name).out' or '\(name).proj'")
-            }
+            let want = try archive.require("\(name).out"), proj = try archive.require("\(name).proj")
             let out = try table[name]!(xs, params)
             var report: [(String, Double)] = []
             func check(_ what: String, _ got: Tensor, _ ref: Tensor) {
-                guard got.shape == ref.shape else {
-                    XCTFail("\(name) \(what): shape \(got.shape), torch \(ref.shape)", file: file, line: line)
-                    report.append((what, .infinity))
-                    return
-                }
-                let (e, at) = fixtureError(got, ref)
-                report.append((what, e))
-                if !(e <= rtol) {
-                    XCTFail("\(name) \(what): error \(e) > \(rtol) at [\(at)]: ours \(got.storage.ptr[at]), torch \(ref.storage.ptr[at])",
-                            file: file, line: line)
-                }
+                report.append((what, assertMatchesTorch(got, ref, rtol: rtol, "\(name) \(what)", file: file, line: line)))
             }
             check("out", out, want)
             guard out.shape == want.shape else { continue }
             try (out * proj).sum().backward()
             for i in gradIdx.sorted() {
-                guard let ref = archive["\(name).grad\(i)"] else { throw FixtureError("fixture lacks '\(name).grad\(i)'") }
+                let ref = try archive.require("\(name).grad\(i)")
                 guard let g = xs[i].grad else {
                     XCTFail("\(name): input \(i) got no gradient", file: file, line: line)
                     continue

@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import Autograd
 import TensorCore
+import TestSupport
 
 /// Largest |y - ref| / max(|ref|, floor) of `op` over `xs`, against a Double reference.
 func maxRelError(_ xs: [Float], floor: Double = 1e-30, _ op: (Tensor) -> Tensor, _ ref: (Double) -> Double) -> (err: Double, at: Float) {

@@ -2,6 +2,7 @@ import XCTest
 import Autograd
 import TensorCore
 import Flow
+import TestSupport
 
 final class GuidanceTests: XCTestCase {
     // Two different fields standing in for v(x, t, text) and v(x, t, empty).

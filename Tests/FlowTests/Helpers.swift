@@ -37,8 +37,3 @@ func assertClose(_ a: Tensor, _ b: [Float], tol: Float, _ msg: String = "", file
         return
     }
 }
-
-func randn(_ shape: [Int], seed: UInt64) -> Tensor {
-    var rng = RNG(seed: seed)
-    return Tensor.randn(shape, rng: &rng)
-}

@@ -2,6 +2,7 @@ import XCTest
 import Autograd
 import TensorCore
 import Flow
+import TestSupport
 
 /// A tiny linear velocity model v(x, t) = x W + t b, with W [D, D] and b [1, D] trainable.
 final class LossTests: XCTestCase {

@@ -2,6 +2,7 @@ import XCTest
 import Autograd
 import TensorCore
 import Flow
+import TestSupport
 
 final class SolverTests: XCTestCase {
     /// Observed order log2(e(N) / e(2N)) on the linear system, for N and 2N steps.

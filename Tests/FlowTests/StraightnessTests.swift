@@ -2,6 +2,7 @@ import XCTest
 import Autograd
 import TensorCore
 import Flow
+import TestSupport
 
 final class StraightnessTests: XCTestCase {
     func testConstantFieldIsStraight() throws {

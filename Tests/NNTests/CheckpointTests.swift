@@ -3,6 +3,7 @@ import XCTest
 import Autograd
 import NN
 import TensorCore
+import TestSupport
 
 /// A module holding named parameters of given shapes under "blocks.0.conv".
 final class ShapeHolder: Module {

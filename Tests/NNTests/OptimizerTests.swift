@@ -3,6 +3,7 @@ import XCTest
 import Autograd
 import NN
 import TensorCore
+import TestSupport
 
 final class OptimizerTests: XCTestCase {
     /// torch.optim.AdamW's documented algorithm, in Double:

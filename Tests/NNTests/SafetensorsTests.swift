@@ -3,6 +3,7 @@ import XCTest
 import Autograd
 import NN
 import TensorCore
+import TestSupport
 
 /// Raw safetensors bytes from a header string and a data section (for malformed files).
 func rawSafetensors(header: String, data: [UInt8], lengthField: UInt64? = nil) -> Data {

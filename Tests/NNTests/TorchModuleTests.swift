@@ -3,6 +3,7 @@ import Foundation
 import Autograd
 import NN
 import TensorCore
+import TestSupport
 
 /// NN layers against torch.nn (Fixtures/modules.safetensors from scripts/make_fixtures.py).
 /// Module `m` has its torch state_dict under `m.<param>`, loaded with `loadStateDict` (strict,
@@ -15,44 +16,30 @@ final class TorchModuleTests: XCTestCase {
     let rtol = 1e-4
 
     /// Our layer for a torch module's constructor arguments (the `modules` metadata).
-    private func build(_ name: String, _ cfg: [String: Any]) throws -> Layer {
-        func int(_ k: String) throws -> Int {
-            guard let v = cfg[k] as? NSNumber else { throw TorchFixtureError("module \(name): '\(k)' missing") }
-            return v.intValue
-        }
-        func float(_ k: String) throws -> Float {
-            guard let v = cfg[k] as? NSNumber else { throw TorchFixtureError("module \(name): '\(k)' missing") }
-            return v.floatValue
-        }
-        func bool(_ k: String) throws -> Bool {
-            guard let v = cfg[k] as? Bool else { throw TorchFixtureError("module \(name): '\(k)' missing") }
-            return v
-        }
+    private func build(_ cfg: FixtureParams) throws -> Layer {
         var rng = RNG(seed: 5)  // any init: loadStateDict overwrites every parameter
-        switch cfg["type"] as? String {
+        switch cfg.json["type"] as? String {
         case "Linear":
-            return Linear(try int("in"), try int("out"), bias: try bool("bias"), rng: &rng)
+            return Linear(try cfg.int("in"), try cfg.int("out"), bias: try cfg.bool("bias"), rng: &rng)
         case "Conv2d":
-            return Conv2d(try int("in"), try int("out"), kernel: try int("kernel"), stride: try int("stride"),
-                          padding: try int("padding"), bias: try bool("bias"), rng: &rng)
+            return Conv2d(try cfg.int("in"), try cfg.int("out"), kernel: try cfg.int("kernel"), stride: try cfg.int("stride"),
+                          padding: try cfg.int("padding"), bias: try cfg.bool("bias"), rng: &rng)
         case "GroupNorm":
-            return GroupNorm(groups: try int("groups"), channels: try int("channels"), eps: try float("eps"))
+            return GroupNorm(groups: try cfg.int("groups"), channels: try cfg.int("channels"), eps: try cfg.float("eps"))
         case "LayerNorm":
-            return LayerNorm(try int("dim"), eps: try float("eps"))
+            return LayerNorm(try cfg.int("dim"), eps: try cfg.float("eps"))
         default:
-            throw TorchFixtureError("module \(name): no Swift counterpart for type \(cfg["type"] ?? "nil")")
+            throw TorchFixtureError("module \(cfg.name): no Swift counterpart for type \(cfg.json["type"] ?? "nil")")
         }
     }
 
     func testModulesMatchTorch() throws {
-        let a = try loadTorchFixture("modules")
-        guard let text = a.metadata["modules"], let data = text.data(using: .utf8),
-              let mods = try JSONSerialization.jsonObject(with: data) as? [String: [String: Any]], !mods.isEmpty else {
-            throw TorchFixtureError("modules.safetensors: metadata 'modules' is missing or malformed")
-        }
+        let a = try loadTorchFixture("modules", bundle: .module)
+        let mods = try a.jsonCases("modules")
+        guard !mods.isEmpty else { throw TorchFixtureError("modules.safetensors: metadata 'modules' is empty") }
         var used = Set<String>()
         for name in mods.keys.sorted() {
-            let layer = try build(name, mods[name]!)
+            let layer = try build(FixtureParams(name: name, json: mods[name]!, archive: a))
             let prefix = "\(name)."
             var sd: [String: Tensor] = [:]
             for (k, t) in a.tensors where k.hasPrefix(prefix) {

@@ -3,6 +3,7 @@ import Foundation
 import Autograd
 import NN
 import TensorCore
+import TestSupport
 
 /// AdamW and EMA against torch 2.13 (Fixtures/optim.safetensors from scripts/make_fixtures.py):
 /// torch.optim.AdamW(lr 0.01, betas (0.9, 0.999), eps 1e-8, weight_decay 0.05) on param0 with
@@ -13,7 +14,7 @@ final class TorchOptimizerTests: XCTestCase {
     let rtol = 1e-6
 
     func testAdamWTwoStepsMatchTorch() throws {
-        let a = try loadTorchFixture("optim")
+        let a = try loadTorchFixture("optim", bundle: .module)
         // The hyperparameters the file was made with are the ones used here.
         XCTAssertEqual(a.metadata["lr"], "0.01")
         XCTAssertEqual(a.metadata["betas"], "0.9,0.999")
@@ -37,7 +38,7 @@ final class TorchOptimizerTests: XCTestCase {
     }
 
     func testEMATwoUpdatesMatchTorch() throws {
-        let a = try loadTorchFixture("optim")
+        let a = try loadTorchFixture("optim", bundle: .module)
         XCTAssertEqual(a.metadata["ema_decay"], "0.99")
         let p = fixtureCopy(try a.require("param0"), requiresGrad: true)
         let ema = EMA([("w", p)], decay: 0.99)

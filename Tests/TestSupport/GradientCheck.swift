@@ -3,13 +3,16 @@ import Autograd
 import TensorCore
 
 /// Finite-difference gradient check. The scalar checked is sum(f(inputs) * R) for a fixed
-/// random R, so every output element contributes with a distinct weight. Central differences
-/// in Float32 carry ~1e-3 relative noise, hence rtol 1e-2 (the PyTorch fixtures check 1e-4).
-func gradCheck(_ name: String, _ inputs: [Tensor], eps: Float = 1e-2, rtol: Float = 1e-2, atol: Float = 1e-3,
-               maxProbes: Int = 48, file: StaticString = #filePath, line: UInt = #line,
-               _ f: ([Tensor]) throws -> Tensor) throws {
+/// random R (drawn from `seed`), so every output element contributes with a distinct weight.
+/// `inputs` are the leaves whose gradients are checked: tensors passed to `f`, or parameters
+/// `f` reaches by capture (a module's weights). Central differences in Float32 carry ~1e-3
+/// relative noise, hence rtol 1e-2 (the PyTorch fixtures check 1e-4). Up to `maxProbes`
+/// evenly spaced elements of each input are perturbed, to bound the cost on large tensors.
+public func gradCheck(_ name: String, _ inputs: [Tensor], eps: Float = 1e-2, rtol: Float = 1e-2, atol: Float = 1e-3,
+                      maxProbes: Int = 48, seed: UInt64 = 1234, file: StaticString = #filePath, line: UInt = #line,
+                      _ f: ([Tensor]) throws -> Tensor) throws {
     for x in inputs { x.requiresGrad = true; x.grad = nil }
-    var rng = RNG(seed: 1234)
+    var rng = RNG(seed: seed)
     let probeOut = try noGrad { try f(inputs) }
     let r = Tensor.randn(probeOut.shape, rng: &rng)
     func objective() throws -> Double {
@@ -43,10 +46,4 @@ func gradCheck(_ name: String, _ inputs: [Tensor], eps: Float = 1e-2, rtol: Floa
             i += stride
         }
     }
-}
-
-/// Random tensor helper for tests.
-func randn(_ shape: [Int], seed: UInt64 = 7, scale: Float = 1) -> Tensor {
-    var rng = RNG(seed: seed)
-    return Tensor.randn(shape, rng: &rng) * scale
 }
