@@ -14,9 +14,9 @@ struct ReflowDistill: ParsableCommand {
         Euler steps (1: t fixed at 0; k > 1: t drawn from the k Euler grid starts), with distill.loss = l2,
         pseudo-huber (distill.huber_c) or perceptual (features of the frozen dataset evaluator,
         checkpoints/evaluators/<dataset>.safetensors). Training settings come from the config's `distill` section.
-        InstaFlow: --init <run>/reflow.safetensors with pairs made BY the 2-RF
+        InstaFlow: --init-from <run>/reflow.safetensors with pairs made BY the 2-RF
           (reflow-gen-pairs --teacher <run>/reflow.safetensors).
-        Direct distillation (the ablation): --init <run>/teacher.safetensors --pairs <run>/pairs/teacher.h5
+        Direct distillation (the ablation): --init-from <run>/teacher.safetensors --pairs <run>/pairs/teacher.h5
           --stage direct-distill.
         Outputs: <run>/<stage>.safetensors (EMA weights; metadata names the flow that made the pairs, its solver
         and guidance), samples/<stage>_<step>.png, checkpoints/<stage>.last.safetensors for --resume.
