@@ -142,30 +142,15 @@ func measureFlowStraightness(_ model: FlowModel, x0: Tensor, prompts: [String], 
 extension Pipeline {
     /// Scores the chain's checkpoints (see the top of this file).
     public func evaluateChain(_ r: ChainEvalRequest) throws -> ChainTable {
-        let test = try loadDataset(.test)
-        let evURL = r.evaluator.map { URL(fileURLWithPath: $0) } ?? Pipeline.evaluatorURL(dataset: test.name)
-        guard FileManager.default.fileExists(atPath: evURL.path) else {
-            throw ModelError("evaluator \(evURL.path) not found; train it with: reflow-train --config <config> --stage evaluator")
-        }
-        let (evaluator, evMeta) = try Classifier.load(from: evURL)
-        let reference = try Reference(test: test, evaluator: evaluator)
-        let classNames = (evMeta["class_names"] ?? "").split(separator: "|").map(String.init)
-        let (prompts, classes) = evaluationPrompts(test, count: r.samples, evaluatorClassNames: classNames)
-        var table = ChainTable(dataset: test.name, samples: r.samples, seeds: r.seeds)
-        if let a = evMeta["test_accuracy"], let v = Double(a) { table.evaluatorAccuracy = String(format: "%.1f%%", v * 100) }
+        let ctx = try EvalContext(pipeline: self, evaluator: r.evaluator, samples: r.samples)
+        let (reference, prompts, classes) = (ctx.reference, ctx.prompts, ctx.classes)
+        var table = ChainTable(dataset: ctx.dataset, samples: r.samples, seeds: r.seeds)
+        table.evaluatorAccuracy = ctx.evaluatorAccuracy
 
         var models: [(label: String, path: String, guidance: Float)] = [("teacher", r.teacher, r.guidance)]
         if let p = r.reflow { models.append(("2-RF", p, r.reflowGuidance)) }
         let students: [(label: String, path: String?)] = [("2-RF + distill", r.distill), ("teacher + direct distill", r.directDistill)]
-        var loaded: [String: (FlowModel, [String: String])] = [:]
-        func load(_ path: String) throws -> (FlowModel, [String: String]) {
-            if let m = loaded[path] { return m }
-            guard FileManager.default.fileExists(atPath: path) else { throw ModelError("checkpoint \(path) not found") }
-            let m = try FlowModel.load(from: URL(fileURLWithPath: path))
-            loaded[path] = m
-            return m
-        }
-        let shape = try load(r.teacher).0.spec.itemShape
+        let shape = try ctx.load(r.teacher).0.spec.itemShape
         let noises = r.seeds.map { itemNoise(seed: $0, first: 0, count: r.samples, itemShape: shape) }
         let gridN = min(r.gridCount, r.samples)
         let isPoints = shape == [2, 1, 1]
@@ -186,7 +171,7 @@ extension Pipeline {
 
         // Flows at each step count, and their straightness.
         for (label, path, w) in models {
-            let (model, _) = try load(path)
+            let (model, _) = try ctx.load(path)
             try warmUp(model, prompts: prompts, guidance: w, batchSize: r.batchSize)
             for steps in r.steps {
                 var row = ChainRow(model: label, steps: steps, nfe: 0, guidance: w)
@@ -215,10 +200,10 @@ extension Pipeline {
         var makerCache: [String: [Tensor]] = [:]
         for (label, p) in students {
             guard let path = p else { continue }
-            let (model, meta) = try load(path)
+            let (model, meta) = try ctx.load(path)
             let k = Int(meta[StudentKey.studentSteps] ?? "1") ?? 1
             let maker = try pairMakerOutputs(meta: meta, student: path, noises: noises, prompts: prompts,
-                                             batchSize: r.batchSize, cache: &makerCache, load: load)
+                                             batchSize: r.batchSize, cache: &makerCache, ctx: ctx)
             try warmUp(model, prompts: prompts, guidance: 1, batchSize: r.batchSize)
             var row = ChainRow(model: label, steps: k, nfe: 0, guidance: 1)
             for (i, seed) in r.seeds.enumerated() {
@@ -240,8 +225,7 @@ extension Pipeline {
     /// solved as its pairs were (solver, steps or tolerances, guidance from the student's
     /// metadata). nil when the metadata does not name it or the checkpoint is gone.
     func pairMakerOutputs(meta: [String: String], student: String, noises: [Tensor], prompts: [String], batchSize: Int,
-                          cache: inout [String: [Tensor]],
-                          load: (String) throws -> (FlowModel, [String: String])) throws -> [Tensor]? {
+                          cache: inout [String: [Tensor]], ctx: EvalContext) throws -> [Tensor]? {
         guard let makerPath = meta[StudentKey.pairsTeacher], let solverName = meta[StudentKey.pairsSolver],
               let solverKind = SolverName(rawValue: solverName) else {
             if !quiet { FileHandle.standardError.write(Data("note: \(student) does not name the flow that made its pairs; no distillation error\n".utf8)) }
@@ -265,7 +249,7 @@ extension Pipeline {
         let w = Float(meta[StudentKey.pairsGuidance] ?? "") ?? 1
         let key = "\(makerPath)|\(solverName)|\(steps)|\(rtol)|\(atol)|\(w)"
         if let c = cache[key] { return c }
-        let (model, _) = try load(makerPath)
+        let (model, _) = try ctx.load(makerPath)
         let solver = makeSolver(solverKind, steps: steps, rtol: rtol, atol: atol)
         var outs: [Tensor] = []
         for x0 in noises {

@@ -28,36 +28,21 @@ public struct EvalRequest {
 extension Pipeline {
     /// Scores checkpoints at several step counts on the same noise and prompts.
     public func evaluate(_ r: EvalRequest) throws -> ChainTable {
-        let test = try loadDataset(.test)
-        let evURL = r.evaluator.map { URL(fileURLWithPath: $0) } ?? Pipeline.evaluatorURL(dataset: test.name)
-        guard FileManager.default.fileExists(atPath: evURL.path) else {
-            throw ModelError("evaluator \(evURL.path) not found; train it with: reflow-train --config <config> --stage evaluator")
-        }
-        let (evaluator, evMeta) = try Classifier.load(from: evURL)
-        let reference = try Reference(test: test, evaluator: evaluator)
-        let classNames = (evMeta["class_names"] ?? "").split(separator: "|").map(String.init)
-        let (prompts, classes) = evaluationPrompts(test, count: r.samples, evaluatorClassNames: classNames)
-        var table = ChainTable(dataset: test.name, samples: r.samples, seeds: r.seeds)
+        let ctx = try EvalContext(pipeline: self, evaluator: r.evaluator, samples: r.samples)
+        let (reference, prompts, classes) = (ctx.reference, ctx.prompts, ctx.classes)
+        var table = ChainTable(dataset: ctx.dataset, samples: r.samples, seeds: r.seeds)
         table.solver = r.solver.rawValue
-        if let a = evMeta["test_accuracy"], let v = Double(a) { table.evaluatorAccuracy = String(format: "%.1f%%", v * 100) }
-        var loaded: [String: (FlowModel, [String: String])] = [:]
-        func load(_ path: String) throws -> (FlowModel, [String: String]) {
-            if let m = loaded[path] { return m }
-            guard FileManager.default.fileExists(atPath: path) else { throw ModelError("checkpoint \(path) not found") }
-            let m = try FlowModel.load(from: URL(fileURLWithPath: path))
-            loaded[path] = m
-            return m
-        }
+        table.evaluatorAccuracy = ctx.evaluatorAccuracy
         func log(_ s: String) { if !quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
         var makerCache: [String: [Tensor]] = [:]
         for (label, path) in r.checkpoints {
-            let (model, meta) = try load(path)
+            let (model, meta) = try ctx.load(path)
             let noises = r.seeds.map { itemNoise(seed: $0, first: 0, count: r.samples, itemShape: model.spec.itemShape) }
             // A student is scored against its pair-maker at the step count it was trained for.
             let studentSteps = meta[StudentKey.studentSteps].flatMap { Int($0) }
             let maker = studentSteps == nil ? nil
                 : try pairMakerOutputs(meta: meta, student: path, noises: noises, prompts: prompts,
-                                       batchSize: r.batchSize, cache: &makerCache, load: load)
+                                       batchSize: r.batchSize, cache: &makerCache, ctx: ctx)
             try warmUp(model, prompts: prompts, guidance: r.guidance, batchSize: r.batchSize)
             for steps in r.steps {
                 var row = ChainRow(model: label, steps: steps, nfe: 0, guidance: r.guidance)

@@ -22,6 +22,41 @@ public func evaluationPrompts(_ test: Dataset, count: Int, evaluatorClassNames: 
     return (prompts, classes)
 }
 
+/// What every evaluation shares: the evaluator, the test split's reference statistics, the
+/// class-balanced prompts (and their classes), and a cache of loaded checkpoints.
+final class EvalContext {
+    let reference: Reference
+    let prompts: [String]
+    let classes: [Int]
+    let dataset: String
+    /// The evaluator's test accuracy as "95.0%" (empty when its metadata has none).
+    let evaluatorAccuracy: String
+    private var loaded: [String: (FlowModel, [String: String])] = [:]
+
+    init(pipeline: Pipeline, evaluator path: String?, samples: Int) throws {
+        let test = try pipeline.loadDataset(.test)
+        let evURL = path.map { URL(fileURLWithPath: $0) } ?? Pipeline.evaluatorURL(dataset: test.name)
+        guard FileManager.default.fileExists(atPath: evURL.path) else {
+            throw ModelError("evaluator \(evURL.path) not found; train it with: reflow-train --config <config> --stage evaluator")
+        }
+        let (evaluator, evMeta) = try Classifier.load(from: evURL)
+        reference = try Reference(test: test, evaluator: evaluator)
+        let classNames = (evMeta["class_names"] ?? "").split(separator: "|").map(String.init)
+        (prompts, classes) = evaluationPrompts(test, count: samples, evaluatorClassNames: classNames)
+        dataset = test.name
+        evaluatorAccuracy = evMeta["test_accuracy"].flatMap(Double.init).map { String(format: "%.1f%%", $0 * 100) } ?? ""
+    }
+
+    /// A checkpoint and its metadata, loaded once however many rows use it.
+    func load(_ path: String) throws -> (FlowModel, [String: String]) {
+        if let m = loaded[path] { return m }
+        guard FileManager.default.fileExists(atPath: path) else { throw ModelError("checkpoint \(path) not found") }
+        let m = try FlowModel.load(from: URL(fileURLWithPath: path))
+        loaded[path] = m
+        return m
+    }
+}
+
 /// Reference statistics of the real test split: evaluator features and pixels.
 public struct Reference {
     public let features: GaussianFit
