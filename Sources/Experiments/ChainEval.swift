@@ -65,6 +65,13 @@ public struct ChainRow: Codable {
     public var imagesPerSecond: [Double] = []
     /// Students only: MSE between the student's output and its pair-maker's on fresh noise.
     public var distillError: [Double] = []
+
+    /// Adds one seed's scores (from `scoreSamples`).
+    mutating func add(_ s: (accuracy: Double?, fdFeatures: Double, fdPixels: Double, imagesPerSecond: Double, nfe: Int, images: Tensor)) {
+        if let a = s.accuracy { promptAccuracy.append(a) }
+        fdFeatures.append(s.fdFeatures); fdPixels.append(s.fdPixels)
+        imagesPerSecond.append(s.imagesPerSecond); nfe = s.nfe
+    }
 }
 
 /// Straightness of a flow over seeds (paper's normalisation and per dimension).
@@ -178,9 +185,7 @@ extension Pipeline {
                 for (k, seed) in r.seeds.enumerated() {
                     let s = try scoreSamples(model, solver: Euler(steps: steps), guidance: w, prompts: prompts,
                                              classes: classes, seed: seed, reference: reference, batchSize: r.batchSize)
-                    if let a = s.accuracy { row.promptAccuracy.append(a) }
-                    row.fdFeatures.append(s.fdFeatures); row.fdPixels.append(s.fdPixels)
-                    row.imagesPerSecond.append(s.imagesPerSecond); row.nfe = s.nfe
+                    row.add(s)
                     if k == 0 && (steps == 1 || steps == r.steps.max()) { try grid(s.images, "\(slug(label))_\(steps)step") }
                 }
                 table.rows.append(row)
@@ -209,9 +214,7 @@ extension Pipeline {
             for (i, seed) in r.seeds.enumerated() {
                 let s = try scoreSamples(model, solver: Euler(steps: k), guidance: 1, prompts: prompts, classes: classes,
                                          seed: seed, reference: reference, batchSize: r.batchSize)
-                if let a = s.accuracy { row.promptAccuracy.append(a) }
-                row.fdFeatures.append(s.fdFeatures); row.fdPixels.append(s.fdPixels)
-                row.imagesPerSecond.append(s.imagesPerSecond); row.nfe = s.nfe
+                row.add(s)
                 if let maker { row.distillError.append(try meanSquaredError(s.images, maker[i])) }
                 if i == 0 { try grid(s.images, "\(slug(label))_\(k)step") }
             }

@@ -38,9 +38,11 @@ extension Pipeline {
         for (label, path) in r.checkpoints {
             let (model, meta) = try ctx.load(path)
             let noises = r.seeds.map { itemNoise(seed: $0, first: 0, count: r.samples, itemShape: model.spec.itemShape) }
-            // A student is scored against its pair-maker at the step count it was trained for.
+            // A student is scored against its pair-maker at the step count it was trained for (with
+            // Euler, as it was trained); the maker's multi-step outputs are costly, so only then.
             let studentSteps = meta[StudentKey.studentSteps].flatMap { Int($0) }
-            let maker = studentSteps == nil ? nil
+            let scoresDistillation = studentSteps.map { r.steps.contains($0) } == true && r.solver == .euler
+            let maker = !scoresDistillation ? nil
                 : try pairMakerOutputs(meta: meta, student: path, noises: noises, prompts: prompts,
                                        batchSize: r.batchSize, cache: &makerCache, ctx: ctx)
             try warmUp(model, prompts: prompts, guidance: r.guidance, batchSize: r.batchSize)
@@ -50,10 +52,8 @@ extension Pipeline {
                     let s = try scoreSamples(model, solver: makeSolver(r.solver, steps: steps), guidance: r.guidance,
                                              prompts: prompts, classes: classes, seed: seed, reference: reference,
                                              batchSize: r.batchSize)
-                    if let a = s.accuracy { row.promptAccuracy.append(a) }
-                    row.fdFeatures.append(s.fdFeatures); row.fdPixels.append(s.fdPixels)
-                    row.imagesPerSecond.append(s.imagesPerSecond); row.nfe = s.nfe
-                    if let maker, steps == studentSteps, r.solver == .euler {
+                    row.add(s)
+                    if let maker, steps == studentSteps {
                         row.distillError.append(try meanSquaredError(s.images, maker[k]))
                     }
                 }
