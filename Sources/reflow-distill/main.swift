@@ -1,4 +1,5 @@
 import ArgumentParser
+import ReflowCLI
 import Experiments
 import Foundation
 import TensorCore
@@ -22,7 +23,7 @@ struct ReflowDistill: ParsableCommand {
         and guidance), samples/<stage>_<step>.png, checkpoints/<stage>.last.safetensors for --resume.
         """)
 
-    @Option(name: .long, help: "Experiment config (YAML).") var config: String?
+    @OptionGroup var options: ConfigOptions
     @Option(name: .long, help: ArgumentHelp("Triplet file (repeatable). Default: <run>/pairs/reflow.h5.", valueName: "file.h5"))
     var pairs: [String] = []
     @Option(name: .long, help: "Checkpoint the student starts from. Default: <run>/reflow.safetensors.") var initFrom: String?
@@ -30,21 +31,15 @@ struct ReflowDistill: ParsableCommand {
     @Option(name: .long, help: "Evaluator for distill.loss = perceptual (default: checkpoints/evaluators/<dataset>.safetensors).")
     var evaluator: String?
     @Flag(name: .long, help: "Continue from the stage's last checkpoint if there is one.") var resume = false
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key (repeatable).", valueName: "key.path=value"))
-    var overrides: [String] = []
-    @Option(name: .long, help: "Threads for our kernels and OpenBLAS (default: the config's).") var threads: Int?
-    @Flag(name: .long, help: "Print every config key with its type, default and meaning, then exit.") var helpConfig = false
 
     func validate() throws {
-        if !helpConfig && config == nil { throw ValidationError("missing --config <file.yaml>") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if stage.isEmpty || stage.contains("/") { throw ValidationError("--stage must be a plain name, got '\(stage)'") }
     }
 
     func run() throws {
-        if helpConfig { print(configHelp(ExperimentConfig.self)); return }
+        if options.printedConfigHelp() { return }
         do {
-            let cfg = try loadExperiment(configPath: config!, overrides: overrides, threads: threads)
+            let cfg = try options.load()
             let pipeline = try Pipeline(config: cfg)
             let inputs = pairs.isEmpty ? [pipeline.pairsPath("reflow")] : pairs
             let start = initFrom ?? pipeline.run.file("reflow.safetensors")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ReflowCLI
 import Experiments
 import Foundation
 import TensorCore
@@ -37,7 +38,7 @@ struct Generate: ParsableCommand {
         Example: reflow-gen-pairs --config experiments/digits.yaml --teacher runs/digits/teacher.safetensors
         """)
 
-    @Option(name: .long, help: "Experiment config (YAML): dataset, `pairs` section, seed.") var config: String?
+    @OptionGroup var options: ConfigOptions
     @Option(name: .long, help: "Checkpoint whose ODE makes the images (teacher, or 2-RF for distillation pairs). Default: <run>/teacher.safetensors.")
     var teacher: String?
     @Option(name: .long, help: "Output HDF5 file. Default: <run>/pairs/<checkpoint name>.h5 (+ .part-i-of-n with --shard).")
@@ -47,23 +48,15 @@ struct Generate: ParsableCommand {
     @Option(name: .long, help: "Number of pairs (default: pairs.count).") var count: Int?
     @Option(name: .long, help: ArgumentHelp("Write only part i of n (0-based), e.g. 0/4.", valueName: "i/n")) var shard: String?
     @Flag(name: .long, help: "Replace an existing output instead of resuming it.") var overwrite = false
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key (repeatable).", valueName: "key.path=value"))
-    var overrides: [String] = []
-    @Option(name: .long, help: "Threads for our kernels and OpenBLAS (default: the config's).") var threads: Int?
-    @Flag(name: .long, help: "Print every config key with its type, default and meaning, then exit.") var helpConfig = false
 
     func validate() throws {
-        if !helpConfig && config == nil { throw ValidationError("missing --config <file.yaml>") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
     func run() throws {
-        if helpConfig { print(configHelp(ExperimentConfig.self)); return }
+        if options.printedConfigHelp() { return }
         do {
-            var sets = overrides
-            if let count { sets.append("pairs.count=\(count)") }
-            let cfg = try loadExperiment(configPath: config!, overrides: sets, threads: threads)
+            let cfg = try options.load(extra: count.map { ["pairs.count=\($0)"] } ?? [])
             let pipeline = try Pipeline(config: cfg)
             let teacherPath = teacher ?? pipeline.run.file("teacher.safetensors")
             let sh = try shard.map { try Shard(parsing: $0) }

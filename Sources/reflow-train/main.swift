@@ -1,4 +1,5 @@
 import ArgumentParser
+import ReflowCLI
 import Experiments
 import Foundation
 import TensorCore
@@ -24,8 +25,7 @@ struct ReflowTrain: ParsableCommand {
         List all keys with --help-config.
         """)
 
-    @Option(name: .long, help: "Experiment config (YAML), e.g. experiments/digits.yaml.")
-    var config: String?
+    @OptionGroup var options: ConfigOptions
 
     @Option(name: .long, help: "Stage to train: teacher, reflow, or evaluator (the dataset's classifier for FD and prompt accuracy).")
     var stage: String = "teacher"
@@ -39,29 +39,21 @@ struct ReflowTrain: ParsableCommand {
     @Option(name: .long, help: "reflow: output name (<run>/<name>.safetensors), e.g. reflow3 for a 3-RF.")
     var name: String = "reflow"
 
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key (repeatable).", valueName: "key.path=value"))
-    var overrides: [String] = []
 
     @Flag(name: .long, help: "Continue from the stage's last checkpoint if there is one.")
     var resume = false
 
-    @Option(name: .long, help: "Threads for our kernels and OpenBLAS (default: the config's, 2).")
-    var threads: Int?
 
-    @Flag(name: .long, help: "Print every config key with its type, default and meaning, then exit.")
-    var helpConfig = false
 
     func validate() throws {
-        if !helpConfig && config == nil { throw ValidationError("missing --config <file.yaml>") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if !["teacher", "reflow", "evaluator"].contains(stage) { throw ValidationError("unknown --stage '\(stage)' (expected: teacher, reflow, evaluator)") }
         if stage != "reflow" && (!input.isEmpty || initFrom != nil) { throw ValidationError("--input and --init-from are for --stage reflow") }
     }
 
     func run() throws {
-        if helpConfig { print(configHelp(ExperimentConfig.self)); return }
+        if options.printedConfigHelp() { return }
         do {
-            let cfg = try loadExperiment(configPath: config!, overrides: overrides, threads: threads)
+            let cfg = try options.load()
             let pipeline = try Pipeline(config: cfg)
             switch stage {
             case "evaluator":

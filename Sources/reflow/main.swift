@@ -1,4 +1,5 @@
 import ArgumentParser
+import ReflowCLI
 import Experiments
 import Foundation
 import TensorCore
@@ -35,25 +36,16 @@ struct Run: ParsableCommand {
         Example: reflow --config experiments/quickstart.yaml
         """)
 
-    @Option(name: .long, help: "Experiment config (YAML), e.g. experiments/quickstart.yaml.") var config: String?
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key (repeatable).", valueName: "key.path=value"))
-    var overrides: [String] = []
+    @OptionGroup var options: ConfigOptions
     @Flag(name: .long, help: "Start interrupted stages over instead of resuming them.") var noResume = false
     @Option(name: .long, help: "Evaluator checkpoint (default: checkpoints/evaluators/<dataset>.safetensors, trained if missing).")
     var evaluator: String?
-    @Option(name: .long, help: "Threads for our kernels and OpenBLAS (default: the config's).") var threads: Int?
     @Flag(name: .long, help: "Print the results table as JSON instead of Markdown.") var json = false
-    @Flag(name: .long, help: "Print every config key with its type, default and meaning, then exit.") var helpConfig = false
-
-    func validate() throws {
-        if !helpConfig && config == nil { throw ValidationError("missing --config <file.yaml>") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-    }
 
     func run() throws {
-        if helpConfig { print(configHelp(ExperimentConfig.self)); return }
+        if options.printedConfigHelp() { return }
         do {
-            let cfg = try loadExperiment(configPath: config!, overrides: overrides, threads: threads)
+            let cfg = try options.load()
             let pipeline = try Pipeline(config: cfg)
             var o = ChainOptions()
             o.resume = !noResume
