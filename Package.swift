@@ -8,6 +8,9 @@ let fast: [SwiftSetting] = [
     .unsafeFlags(["-Ounchecked", "-target-cpu", "native"], .when(configuration: .release)),
 ]
 
+// What every thin command-line tool links.
+let tool: [Target.Dependency] = ["Experiments", "ReflowCLI", "ConfigKit", "Generation", "Reporting", "Flow", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+
 let package = Package(
     name: "Reflow",
     platforms: [.macOS(.v13)],
@@ -39,61 +42,76 @@ let package = Package(
         .target(name: "TensorCore", dependencies: ["CBLAS"], swiftSettings: fast),
         // The tape and every differentiable op (forward + pullback side by side).
         .target(name: "Autograd", dependencies: ["TensorCore"], swiftSettings: fast),
-        // Modules, layers, models, optimizers, EMA, schedules, safetensors IO.
-        .target(name: "NN", dependencies: ["Autograd", "TensorCore"], swiftSettings: fast),
+        // File formats: safetensors, PNG, SHA-256, the atomic file writer.
+        .target(name: "Formats", dependencies: ["Autograd", "TensorCore", "CPNG", "CZlib"], swiftSettings: fast),
+        // The crash-safe HDF5 (text, noise, image) triplet store.
+        .target(name: "TripletStore", dependencies: ["Formats", "TensorCore", "CHDF5"], swiftSettings: fast),
+        // The training datasets (toy2d, digits, fashion-mnist, glyphs).
+        .target(name: "Datasets", dependencies: ["Formats", "TensorCore", "CZlib"], swiftSettings: fast),
+        // Modules, layers, optimizers, EMA, schedules, checkpoints of module trees.
+        .target(name: "NN", dependencies: ["Formats", "Autograd", "TensorCore"], swiftSettings: fast),
         // The toolkit's networks: tokenizer, text encoder, velocity MLP and U-Net, evaluator
         // classifiers. Kept apart from NN so that NN stays a generic layer library.
-        .target(name: "Models", dependencies: ["NN", "Autograd", "TensorCore"], swiftSettings: fast),
+        .target(name: "Models", dependencies: ["NN", "Formats", "Autograd", "TensorCore"], swiftSettings: fast),
         // Rectified-flow losses, time samplers, ODE solvers, guidance, straightness.
-        .target(name: "Flow", dependencies: ["NN", "Autograd", "TensorCore"], swiftSettings: fast),
-        // HDF5 triplets, dataset readers, PNG.
-        .target(name: "Data", dependencies: ["TensorCore", "CHDF5", "CPNG", "CZlib"], swiftSettings: fast),
-        // Config decoding, run folders, progress, stage runners.
+        .target(name: "Flow", dependencies: ["Autograd", "TensorCore"], swiftSettings: fast),
+        // A model + a solver + guidance -> images: noise, guided velocity, batched generation, prompts.
+        .target(name: "Generation", dependencies: ["Models", "Flow", "Autograd", "TensorCore"], swiftSettings: fast),
+        // Strict YAML configs: decoding with key paths, --set overrides, dumps, --help-config. No ML.
+        .target(name: "ConfigKit", dependencies: [.product(name: "Yams", package: "Yams")], swiftSettings: fast),
+        // What a run shows and keeps: the logger, progress lines, metrics.jsonl, run folders, plots.
+        .target(name: "Reporting", dependencies: ["ConfigKit", "Formats", "Autograd", "TensorCore"], swiftSettings: fast),
+        // The training loop and its data sources (dataset, triplet files); options are plain values.
+        .target(name: "Training",
+                dependencies: ["Generation", "Reporting", "Models", "NN", "Flow", "Datasets", "TripletStore", "Formats", "Autograd", "TensorCore"],
+                swiftSettings: fast),
+        // Scoring: Frechet distance, prompt accuracy, straightness, distillation error, the results table.
+        .target(name: "Evaluation",
+                dependencies: ["Generation", "Reporting", "Models", "Flow", "Datasets", "Formats", "Autograd", "TensorCore"],
+                swiftSettings: fast),
+        // The experiment schema, the stages and the chain that runs them.
         .target(name: "Experiments",
-                dependencies: ["Models", "NN", "Flow", "Data", "Autograd", "TensorCore",
-                               .product(name: "Yams", package: "Yams")],
+                dependencies: ["ConfigKit", "Training", "Evaluation", "Generation", "Reporting", "Models", "NN", "Flow",
+                               "Datasets", "TripletStore", "Formats", "Autograd", "TensorCore"],
                 swiftSettings: fast),
 
-        // Command-line flags shared by the config-driven tools.
+        // Command-line flags shared by the tools.
         .target(name: "ReflowCLI",
-                dependencies: ["Experiments", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                dependencies: ["Experiments", "ConfigKit", "Reporting", "Flow",
+                               .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 swiftSettings: fast),
 
-        .executableTarget(name: "reflow-train",
-                          dependencies: ["Experiments", "ReflowCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-                          swiftSettings: fast),
-        .executableTarget(name: "reflow-sample",
-                          dependencies: ["Experiments", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-                          swiftSettings: fast),
-        .executableTarget(name: "reflow-eval",
-                          dependencies: ["Experiments", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-                          swiftSettings: fast),
-        .executableTarget(name: "reflow-gen-pairs",
-                          dependencies: ["Experiments", "ReflowCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-                          swiftSettings: fast),
-        .executableTarget(name: "reflow-distill",
-                          dependencies: ["Experiments", "ReflowCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-                          swiftSettings: fast),
-        .executableTarget(name: "reflow",
-                          dependencies: ["Experiments", "ReflowCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-                          swiftSettings: fast),
+        .executableTarget(name: "reflow-train", dependencies: tool, swiftSettings: fast),
+        .executableTarget(name: "reflow-sample", dependencies: tool, swiftSettings: fast),
+        .executableTarget(name: "reflow-eval", dependencies: tool, swiftSettings: fast),
+        .executableTarget(name: "reflow-gen-pairs", dependencies: tool, swiftSettings: fast),
+        .executableTarget(name: "reflow-distill", dependencies: tool, swiftSettings: fast),
+        .executableTarget(name: "reflow", dependencies: tool, swiftSettings: fast),
         .executableTarget(name: "reflow-bench",
-                          dependencies: ["NN", "Autograd", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["NN", "Reporting", "Autograd", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: fast),
 
-        // Helpers shared by the test targets (gradient check, seeded randn, PyTorch fixtures).
-        // A plain target, not a test target, so that test targets can depend on it.
-        .target(name: "TestSupport", dependencies: ["Autograd", "TensorCore", "NN"], path: "Tests/TestSupport", swiftSettings: fast),
+        // Helpers shared by the test targets (gradient check, seeded randn, PyTorch fixtures,
+        // closeness and error assertions). A plain target, not a test target, so that test
+        // targets can depend on it.
+        .target(name: "TestSupport", dependencies: ["ConfigKit", "Formats", "Autograd", "TensorCore"], path: "Tests/TestSupport", swiftSettings: fast),
 
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: fast),
-        .testTarget(name: "DataTests", dependencies: ["Data", "TensorCore"], swiftSettings: fast),
-        .testTarget(name: "AutogradTests", dependencies: ["Autograd", "TensorCore", "NN", "TestSupport"],
+        .testTarget(name: "AutogradTests", dependencies: ["Autograd", "Formats", "TensorCore", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: fast),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Autograd", "TensorCore"], swiftSettings: fast),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats", "Autograd", "TensorCore", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "TripletStoreTests", dependencies: ["TripletStore", "Formats", "TensorCore", "CHDF5", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Formats", "TensorCore", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Formats", "Autograd", "TensorCore", "TestSupport"],
+                    resources: [.copy("Fixtures")], swiftSettings: fast),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Autograd", "TensorCore", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "FlowTests", dependencies: ["Flow", "Autograd", "TensorCore", "TestSupport"], swiftSettings: fast),
-        .testTarget(name: "NNTests", dependencies: ["NN", "Autograd", "TensorCore", "TestSupport"],
-                    resources: [.copy("Fixtures")], swiftSettings: fast),
-        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Data", "Models", "NN", "TensorCore"], swiftSettings: fast),
+        .testTarget(name: "ConfigKitTests", dependencies: ["ConfigKit", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Formats", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "ExperimentsTests",
+                    dependencies: ["Experiments", "Training", "Evaluation", "Generation", "Reporting", "ConfigKit", "Datasets",
+                                   "TripletStore", "Formats", "Models", "NN", "Flow", "TensorCore", "TestSupport"],
+                    swiftSettings: fast),
     ],
     swiftLanguageModes: [.v5]
 )

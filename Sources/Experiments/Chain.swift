@@ -1,6 +1,12 @@
 import Foundation
 import Autograd
-import Data
+import ConfigKit
+import Datasets
+import Evaluation
+import Formats
+import TripletStore
+import Reporting
+import Training
 import Flow
 import Models
 import NN
@@ -68,7 +74,7 @@ extension Pipeline {
         d.train = weightsRelevant(d.train)
         var parts = [stage, "seed=\(config.seed)", dumpConfig(d), "init=" + (try SHA256.hex(file: initFrom))]
         if d.loss == .perceptual {
-            let ev = evaluator ?? Pipeline.evaluatorURL(dataset: config.dataset.name.rawValue).path
+            let ev = evaluator ?? defaultEvaluatorURL(dataset: config.dataset.name.rawValue).path
             parts.append("evaluator=" + (FileManager.default.fileExists(atPath: ev) ? try SHA256.hex(file: ev) : "missing"))
         }
         return chainHash(parts + (try pairs.map(pairsIdentity)))
@@ -109,9 +115,7 @@ extension Pipeline {
          run.file("distill.safetensors"), run.file("direct-distill.safetensors"), run.file("results.json"))
     }
 
-    private func say(_ s: String) {
-        if !quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) }
-    }
+    private func say(_ s: String) { Log.info(s) }
 
     /// Moves an output that no longer matches the config aside (to `<path>.stale`, replacing an
     /// older one) rather than deleting what may have cost a while to make.
@@ -209,7 +213,7 @@ extension Pipeline {
         }
 
         // 1. Evaluator (shipped for the image datasets; trained once when missing).
-        let evURL = o.evaluator.map { URL(fileURLWithPath: $0) } ?? Pipeline.evaluatorURL(dataset: config.dataset.name.rawValue)
+        let evURL = o.evaluator.map { URL(fileURLWithPath: $0) } ?? defaultEvaluatorURL(dataset: config.dataset.name.rawValue)
         if FileManager.default.fileExists(atPath: evURL.path) {
             record(1, ChainStageReport(name: "evaluator", status: "skipped", seconds: 0, output: evURL.path, note: "exists"))
         } else {
@@ -290,19 +294,20 @@ extension Pipeline {
         return mine.last.map { run.samplesPath + "/" + $0 }
     }
 
-    /// The evaluation of the chain's four checkpoints with the config's `eval` section.
+    /// The evaluation of the chain's four checkpoints with the config's `eval` section: the
+    /// teacher at the guidance it made its pairs with, the 2-RF and students at 1.
     public func chainEvalRequest(evaluator: String? = nil) -> ChainEvalRequest {
-        let out = chainOutputs
-        var r = ChainEvalRequest(teacher: out.teacher, samples: config.eval.samples,
-                                 seeds: config.eval.seeds.map { UInt64(bitPattern: Int64($0)) })
-        r.reflow = out.reflow; r.distill = out.distill; r.directDistill = out.directDistill
-        r.steps = config.eval.steps
-        r.guidance = config.pairs.guidance
-        r.reflowGuidance = 1
-        r.straightnessSteps = config.eval.steps.max() ?? 25
-        r.batchSize = config.eval.batchSize
-        r.evaluator = evaluator
-        return r
+        let out = chainOutputs, e = config.eval
+        return ChainEvalRequest(teacher: out.teacher, reflow: out.reflow, distill: out.distill, directDistill: out.directDistill,
+                                steps: e.steps, samples: e.samples, seeds: e.seeds.map { UInt64(bitPattern: Int64($0)) },
+                                guidance: config.pairs.guidance, reflowGuidance: 1,
+                                straightnessSteps: e.straightnessStepsResolved, batchSize: e.batchSize,
+                                evaluator: evaluator, gridDirectory: nil, gridCount: e.gridImages)
+    }
+
+    /// Scores the chain's checkpoints (Evaluation's `evaluateChain` on this config's test split).
+    public func evaluateChain(_ r: ChainEvalRequest) throws -> ChainTable {
+        try EvalContext(test: loadDataset(.test), evaluator: r.evaluator, samples: r.samples).evaluateChain(r)
     }
 
     func chainResultsMarkdown(table: ChainTable, stages: [ChainStageReport], seconds: Double, grids: [String]) -> String {
@@ -316,5 +321,28 @@ extension Pipeline {
         s += "\n## Sample grids\n\n" + grids.map { "- \($0)" }.joined(separator: "\n") + "\n"
         s += "\nConfig: \(run.configPath)\n"
         return s
+    }
+}
+
+extension ChainEvalRequest {
+    /// What the table depends on: settings and the SHA-256 of every checkpoint read.
+    public func hash() throws -> String {
+        var parts = ["chain-eval", "steps=\(steps)", "samples=\(samples)", "seeds=\(seeds)", "guidance=\(guidance)/\(reflowGuidance)",
+                     "straightness=\(straightnessSteps)", "batch=\(batchSize)", "grids=\(gridDirectory ?? "-")/\(gridCount)"]
+        for p in [teacher, reflow, distill, directDistill, evaluator] {
+            parts.append(try p.map { FileManager.default.fileExists(atPath: $0) ? try SHA256.hex(file: $0) : "missing" } ?? "-")
+        }
+        return chainHash(parts)
+    }
+}
+
+extension Pipeline {
+    /// Scores any checkpoints with the config's `eval` section (what reflow-eval does).
+    public func evaluate(checkpoints: [(label: String, path: String)], evaluator: String? = nil) throws -> ChainTable {
+        let e = config.eval
+        let r = try EvalRequest(checkpoints: checkpoints, steps: e.steps, samples: e.samples,
+                                seeds: e.seeds.map { UInt64(bitPattern: Int64($0)) }, solver: e.solver, guidance: e.guidance,
+                                straightnessSteps: e.straightnessStepsResolved, batchSize: e.batchSize)
+        return try EvalContext(test: loadDataset(.test), evaluator: evaluator, samples: e.samples).evaluate(r)
     }
 }

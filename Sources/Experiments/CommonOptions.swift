@@ -1,5 +1,5 @@
 import Foundation
-import TensorCore
+import ConfigKit
 
 /// Loads the experiment config named on the command line, with `--set` overrides and an
 /// optional thread count that wins over the config.
@@ -7,10 +7,4 @@ public func loadExperiment(configPath: String, overrides: [String], threads: Int
     var all = overrides
     if let threads { all.append("threads=\(threads)") }
     return try loadConfig(ExperimentConfig.self, path: configPath, overrides: all)
-}
-
-/// Prints an error the way every tool does, and exits 1 (no stack trace for user errors).
-public func exitWithError(_ error: Error) -> Never {
-    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-    exit(1)
 }

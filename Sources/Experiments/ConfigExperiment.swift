@@ -1,18 +1,20 @@
 import Foundation
+import ConfigKit
+import Datasets
+import Flow
+import Models
+import NN
+import Training
 
 // The toolkit's experiment config: one YAML file in experiments/ describes a whole pipeline
 // (teacher, pairs, reflow, distill, sample, eval). Defaults suit the 8x8 digits dataset, so a
 // file only states what differs. `configHelp(ExperimentConfig.self)` lists every key for `--help`.
 
-public enum DatasetName: String, CaseIterable, ConfigEnum {
-    case toy2d, digits
-    case fashionMNIST = "fashion-mnist"
-    case glyphs
-}
-
-public enum ModelKind: String, CaseIterable, ConfigEnum {
-    case mlp, unet
-}
+// Domain enums serve the config directly: the config names values of the types the library
+// uses (the dataset, the network kind, the solver), so there is no second copy to convert.
+extension DatasetName: ConfigValue, ConfigEnum {}
+extension ModelSpec.Kind: ConfigValue, ConfigEnum {}
+extension SolverKind: ConfigValue, ConfigEnum {}
 
 /// Learning-rate schedule after warmup.
 public enum Schedule: String, CaseIterable, ConfigEnum {
@@ -111,7 +113,7 @@ public struct TextSection: ConfigSection, Equatable {
 }
 
 public struct ModelSection: ConfigSection, Equatable {
-    public var kind = ModelKind.unet
+    public var kind = ModelSpec.Kind.unet
     public var hidden = 256
     public var depth = 3
     public var channels = [32, 64]
@@ -170,6 +172,25 @@ public struct TrainSection: ConfigSection, Equatable {
         self.steps = steps
         self.lr = lr
         self.captionDropout = captionDropout
+    }
+
+    /// The training loop's view of this section.
+    public var settings: TrainSettings {
+        let decay: LRSchedule.Decay = schedule == .cosine
+            ? .cosine(totalSteps: steps, floor: Double(lr * minLRRatio)) : .constant
+        return TrainSettings(steps: steps, batchSize: batchSize,
+                             schedule: LRSchedule(base: Double(lr), warmupSteps: warmup, decay: decay),
+                             weightDecay: weightDecay, gradClip: gradClip, emaDecay: emaDecay,
+                             captionDropout: captionDropout, checkpointEvery: checkpointEvery,
+                             sampleEvery: sampleEvery, logEvery: logEvery)
+    }
+
+    /// How t is drawn for the rectified-flow loss.
+    public var timeSampler: TimeSampler {
+        switch timeSampling {
+        case .uniform: return .uniform(eps: timeEps)
+        case .logitNormal: return .logitNormal(mean: 0, std: 1)
+        }
     }
 
     public mutating func visit(_ v: inout ConfigVisitor) throws {
@@ -233,7 +254,7 @@ public struct DistillSection: ConfigSection, Equatable {
 
 public struct PairsSection: ConfigSection, Equatable {
     public var count = 8192
-    public var solver = SolverName.rk4
+    public var solver = SolverKind.rk4
     public var steps = 32
     public var rtol: Double = 1e-3
     public var atol: Double = 1e-4
@@ -241,6 +262,9 @@ public struct PairsSection: ConfigSection, Equatable {
     public var batchSize = 256
 
     public init() {}
+
+    /// The solver with this section's steps or tolerances.
+    public var solverSettings: SolverSettings { SolverSettings(kind: solver, steps: steps, rtol: rtol, atol: atol) }
 
     public mutating func visit(_ v: inout ConfigVisitor) throws {
         try v.field("count", &count, doc: "number of triplets to generate")
@@ -260,12 +284,17 @@ public struct PairsSection: ConfigSection, Equatable {
 
 public struct SampleSection: ConfigSection, Equatable {
     public var steps = 32
-    public var solver = SolverName.rk4
+    public var solver = SolverKind.rk4
     public var guidance: Float = 1.5
     public var prompts: [String] = []
     public var gridColumns = 8
 
     public init() {}
+
+    /// The grid solver (dopri5 uses the `pairs` section's tolerances).
+    public func solverSettings(tolerancesFrom p: PairsSection) -> SolverSettings {
+        SolverSettings(kind: solver, steps: steps, rtol: p.rtol, atol: p.atol)
+    }
 
     public mutating func visit(_ v: inout ConfigVisitor) throws {
         try v.field("steps", &steps, doc: "solver steps")
@@ -283,17 +312,32 @@ public struct EvalSection: ConfigSection, Equatable {
     public var samples = 1000
     public var seeds = [0]
     public var batchSize = 250
+    public var solver = SolverKind.euler
+    public var guidance: Float = 1.5
+    public var straightnessSteps: Int? = nil
+    public var gridImages = 100
 
     public init() {}
+
+    /// Euler steps of the straightness trajectories: the setting, else the largest step count.
+    public var straightnessStepsResolved: Int { straightnessSteps ?? steps.max() ?? 1 }
 
     public mutating func visit(_ v: inout ConfigVisitor) throws {
         try v.field("steps", &steps, doc: "solver step counts to evaluate (one table row each)")
         try v.field("samples", &samples, doc: "generated images per evaluation")
         try v.field("seeds", &seeds, doc: "seeds to average over")
         try v.field("batch_size", &batchSize, doc: "images generated together")
+        try v.field("solver", &solver, doc: "reflow-eval: fixed-step solver of the rows (the chain's table uses euler)")
+        try v.field("guidance", &guidance,
+                    doc: "reflow-eval: guidance of the rows (the chain scores its teacher at pairs.guidance, the rest at 1)")
+        try v.field("straightness_steps", &straightnessSteps, doc: "Euler steps of straightness trajectories (null = the largest of steps)")
+        try v.field("grid_images", &gridImages, doc: "images in each of the chain's evaluation grids")
         v.check(!steps.isEmpty && steps.allSatisfy { $0 >= 1 }, "steps", "must be a non-empty list of positive step counts")
-        v.check(samples >= 1, "samples", "must be at least 1")
+        v.check(samples >= 2, "samples", "must be at least 2 (a covariance needs two samples)")
         v.check(!seeds.isEmpty, "seeds", "must not be empty")
         v.check(batchSize >= 1, "batch_size", "must be at least 1")
+        v.check(solver != .dopri5, "solver", "must be a fixed-step solver (euler, heun, rk4): dopri5 has no step count")
+        v.check((straightnessSteps ?? 1) >= 0, "straightness_steps", "must not be negative (0 = skip)")
+        v.check(gridImages >= 1, "grid_images", "must be at least 1")
     }
 }

@@ -1,6 +1,12 @@
 import Foundation
 import Autograd
-import Data
+import ConfigKit
+import Datasets
+import Evaluation
+import Formats
+import TripletStore
+import Reporting
+import Training
 import Flow
 import Models
 import NN
@@ -15,18 +21,6 @@ import TensorCore
 // same student from the teacher's weights on the teacher's pairs (the ablation showing what
 // reflow buys). Both are this function with different pairs and starting weights.
 
-/// Metadata a student carries about its pairs, so that its distillation error can be measured
-/// from the checkpoint alone (the flow that made them, with the same solver and guidance).
-public enum StudentKey {
-    public static let pairsTeacher = "pairs_teacher"
-    public static let pairsTeacherSHA256 = "pairs_teacher_sha256"
-    public static let pairsSolver = "pairs_solver"
-    public static let pairsSteps = "pairs_steps"
-    public static let pairsTolerances = "pairs_tolerances"
-    public static let pairsGuidance = "pairs_guidance"
-    public static let studentSteps = "student_steps"
-}
-
 extension Pipeline {
     /// The distillation loss the config names. `perceptual` compares the student's and the
     /// target's feature maps in the dataset's evaluator (frozen): its three conv blocks and its
@@ -38,20 +32,14 @@ extension Pipeline {
         case .l2: return .l2
         case .pseudoHuber: return .pseudoHuber(c: d.huberC > 0 ? d.huberC : nil)
         case .perceptual:
-            let url = evaluator.map { URL(fileURLWithPath: $0) } ?? Pipeline.evaluatorURL(dataset: config.dataset.name.rawValue)
+            let url = evaluator.map { URL(fileURLWithPath: $0) } ?? defaultEvaluatorURL(dataset: config.dataset.name.rawValue)
             guard FileManager.default.fileExists(atPath: url.path) else {
                 throw ModelError("distill.loss = perceptual needs the evaluator \(url.path); train it with: reflow-train --config <config> --stage evaluator")
             }
             let (c, _) = try Classifier.load(from: url)
             for p in c.parameters() { p.requiresGrad = false }
             c.eval()
-            return .perceptual(name: "perceptual") { x in
-                let h1 = try c.norm1(c.conv1(x)).silu()
-                let h2 = try c.norm2(c.conv2(h1)).silu()
-                let h3 = try c.norm3(c.conv3(h2)).silu()
-                let f = try c.fc(h3.mean(axes: [2, 3])).silu()
-                return [h1, h2, h3, f]
-            }
+            return .perceptual(name: "perceptual") { x in try c.featureMaps(x) }
         }
     }
 
@@ -70,9 +58,7 @@ extension Pipeline {
         let hash = try distillConfigHash(stage: stage, pairs: pairs, initFrom: initFrom, evaluator: evaluator)
         try checkResumable(stage: stage, hash: hash, resume: resume)
         let sampler: TimeSampler = d.studentSteps == 1 ? .t0 : .discrete(steps: d.studentSteps)
-        if !quiet {
-            FileHandle.standardError.write(Data("\(stage): \(d.studentSteps)-step student, loss \(loss.name), \(source.count) pairs from \(pairs.joined(separator: ", ")), starting from \(initFrom); run folder \(run.path)\n".utf8))
-        }
+        Log.info("\(stage): \(d.studentSteps)-step student, loss \(loss.name), \(source.count) pairs from \(pairs.joined(separator: ", ")), starting from \(initFrom); run folder \(run.path)")
         var options = trainerOptions(stage: stage, section: d.train, prompts: samplePrompts(train))
         options.stopAfter = stopAfter
         // Grids show the student as it is used: k Euler steps, no guidance (its pairs carry it).
@@ -86,8 +72,6 @@ extension Pipeline {
         meta[StudentKey.pairsTeacher] = a[TripletFormat.Key.teacherCheckpoint]
         meta[StudentKey.pairsTeacherSHA256] = a[TripletFormat.Key.teacherSHA256]
         meta[StudentKey.pairsSolver] = a[TripletFormat.Key.solver]
-        meta[StudentKey.pairsSteps] = a[TripletFormat.Key.steps]
-        meta[StudentKey.pairsTolerances] = a[TripletFormat.Key.tolerances]
         meta[StudentKey.pairsGuidance] = a[TripletFormat.Key.guidance]
         options.metadata = meta
         let trainer = Trainer(model: model, source: source, objective: .distill(sampler, loss), options: options)

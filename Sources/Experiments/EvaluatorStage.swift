@@ -1,6 +1,10 @@
 import Foundation
 import Autograd
-import Data
+import Datasets
+import Evaluation
+import Formats
+import Training
+import Reporting
 import Models
 import NN
 import TensorCore
@@ -18,58 +22,7 @@ public struct EvaluatorSettings {
     }
 }
 
-/// Accuracy of a classifier on a labelled dataset, in batches, without gradients.
-public func classifierAccuracy(_ c: Classifier, images: Tensor, labels: [Int], batchSize: Int = 500) throws -> Double {
-    let preds = try classify(c, images: images, batchSize: batchSize)
-    return Double(zip(preds, labels).filter { $0 == $1 }.count) / Double(max(1, labels.count))
-}
-
-/// Arg-max class of every image.
-public func classify(_ c: Classifier, images: Tensor, batchSize: Int = 500) throws -> [Int] {
-    c.eval()
-    defer { c.train() }
-    return try noGrad {
-        var out: [Int] = []
-        let n = images.shape[0]
-        var lo = 0
-        while lo < n {
-            let hi = min(n, lo + batchSize)
-            let logits = try c(images.slice(axis: 0, range: lo..<hi))
-            let k = logits.shape[1]
-            for i in 0..<(hi - lo) {
-                var best = 0
-                for j in 1..<k where logits.storage.ptr[i * k + j] > logits.storage.ptr[i * k + best] { best = j }
-                out.append(best)
-            }
-            lo = hi
-        }
-        return out
-    }
-}
-
-/// Features of the evaluator's penultimate layer for every image ([N, F]).
-public func classifierFeatures(_ c: Classifier, images: Tensor, batchSize: Int = 500) throws -> Tensor {
-    c.eval()
-    defer { c.train() }
-    return try noGrad {
-        var parts: [Tensor] = []
-        var lo = 0
-        let n = images.shape[0]
-        while lo < n {
-            let hi = min(n, lo + batchSize)
-            parts.append(try c.features(images.slice(axis: 0, range: lo..<hi)))
-            lo = hi
-        }
-        return parts.count == 1 ? parts[0] : try Tensor.concat(parts, axis: 0)
-    }
-}
-
 extension Pipeline {
-    /// Where a dataset's evaluator lives (committed with the repository).
-    public static func evaluatorURL(dataset: String, root: String = "checkpoints/evaluators") -> URL {
-        URL(fileURLWithPath: "\(root)/\(dataset).safetensors")
-    }
-
     /// Trains the dataset's evaluator classifier on the real training split and writes it with
     /// its test accuracy in the metadata. Returns (path, test accuracy).
     @discardableResult
@@ -84,7 +37,7 @@ extension Pipeline {
         let opt = AdamW(model.namedParameters(), lr: s.lr, weightDecay: 1e-4)
         let schedule = LRSchedule(base: s.lr, warmupSteps: 100, decay: .cosine(totalSteps: s.steps, floor: s.lr * 0.05))
         var sampler = EpochSampler(count: train.count, seed: s.seed)
-        let progress = Progress(total: s.steps, label: "evaluator", output: quiet ? { _ in } : nil)
+        let progress = Progress(total: s.steps, label: "evaluator", output: nil)
         for step in 0..<s.steps {
             let idx = sampler.indices(step: step, size: s.batchSize)
             let b = try train.batch(indices: idx)
@@ -98,7 +51,7 @@ extension Pipeline {
         progress.finish()
         let testImages = Tensor(shape: test.shape, storage: test.images)
         let acc = try classifierAccuracy(model, images: testImages, labels: testLabels)
-        let url = output ?? Pipeline.evaluatorURL(dataset: train.name)
+        let url = output ?? defaultEvaluatorURL(dataset: train.name)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         let meta = model.metadata(extra: [
             "dataset": train.name, "class_names": classNames.joined(separator: "|"),
@@ -109,35 +62,4 @@ extension Pipeline {
         try saveCheckpoint(model, metadata: meta, to: url)
         return (url, acc)
     }
-}
-
-/// The classes an evaluator predicts: the dataset's labels, or for glyphs (whose captions are
-/// Unicode names, no labels) the script, i.e. the caption's first word ("latin", "greek",
-/// "hangul", ...): the most frequent ones in training plus "other".
-public func evaluatorLabels(_ d: Dataset, classNames given: [String]? = nil) -> (labels: [Int], classNames: [String])? {
-    if let l = d.labels { return (l, d.classNames) }
-    guard d.name == "glyphs" else { return nil }
-    let first = d.captions.map { String($0.split(separator: " ").first ?? "") }
-    var names = given ?? []
-    if given == nil {
-        var counts: [String: Int] = [:]
-        for w in first { counts[w, default: 0] += 1 }
-        names = counts.filter { $0.value >= 100 }.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
-            .prefix(15).map(\.key) + ["other"]
-    }
-    let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($0.element, $0.offset) })
-    let other = names.count - 1
-    return (first.map { index[$0] ?? other }, names)
-}
-
-/// The evaluator's class of each prompt (by the same rule), for prompt accuracy.
-public func promptClasses(_ prompts: [String], evaluatorClassNames names: [String], dataset: Dataset) -> [Int]? {
-    if dataset.labels != nil {
-        var byCaption: [String: Int] = [:]
-        for (k, caps) in dataset.classCaptions.enumerated() { for c in caps { byCaption[c] = k } }
-        let out = prompts.map { byCaption[$0] }
-        return out.contains(where: { $0 == nil }) ? nil : out.map { $0! }
-    }
-    let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($0.element, $0.offset) })
-    return prompts.map { index[String($0.split(separator: " ").first ?? "")] ?? (names.count - 1) }
 }

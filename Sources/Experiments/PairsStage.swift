@@ -1,6 +1,10 @@
 import Foundation
 import Autograd
-import Data
+import Datasets
+import Formats
+import TripletStore
+import Generation
+import Reporting
 import Flow
 import Models
 import NN
@@ -42,20 +46,18 @@ public struct Shard: Equatable, CustomStringConvertible {
     }
 }
 
-/// One pair-generation job.
+/// One pair-generation job. Built from the config's `pairs` section (`Pipeline.pairsRequest`),
+/// which holds every default; the fields are there to be changed one by one (tests, tools).
 public struct PairsRequest {
     /// The checkpoint whose ODE makes the images (the teacher, or the 2-RF for distillation pairs).
     public var teacher: String
     public var output: String
     public var count: Int
-    public var solver: SolverName = .rk4
-    public var steps: Int = 32
-    public var rtol: Double = 1e-3
-    public var atol: Double = 1e-4
-    public var guidance: Float = 1.5
-    public var batchSize: Int = 256
+    public var solver: SolverSettings
+    public var guidance: Float
+    public var batchSize: Int
     /// Noise seed: pair i's noise is itemNoise(seed, first: i).
-    public var seed: UInt64 = 0
+    public var seed: UInt64
     /// Pair i gets prompts[i % prompts.count].
     public var prompts: [String]
     /// Where the prompts came from (stored as the `prompts` attribute).
@@ -67,22 +69,12 @@ public struct PairsRequest {
     public var expectedItemShape: [Int]? = nil
     /// Extra root attributes (the chain's config hash).
     public var extraAttributes: [String: String] = [:]
-    public var quiet = false
 
-    public init(teacher: String, output: String, count: Int, prompts: [String], promptSource: String) {
-        self.teacher = teacher; self.output = output; self.count = count
+    public init(teacher: String, output: String, section p: PairsSection, seed: UInt64, prompts: [String],
+                promptSource: String) {
+        self.teacher = teacher; self.output = output; self.count = p.count; self.solver = p.solverSettings
+        self.guidance = p.guidance; self.batchSize = p.batchSize; self.seed = seed
         self.prompts = prompts; self.promptSource = promptSource
-    }
-
-    /// The solver's attribute values: `solver` and either `steps` or `tolerances`.
-    var solverAttributes: [String: String] {
-        var a = [TripletFormat.Key.solver: solver.rawValue]
-        if solver == .dopri5 {
-            a[TripletFormat.Key.tolerances] = "rtol=\(rtol), atol=\(atol)"
-        } else {
-            a[TripletFormat.Key.steps] = String(steps)
-        }
-        return a
     }
 }
 
@@ -148,14 +140,12 @@ public func generatePairs(_ r: PairsRequest) throws -> PairsResult {
     let began = Date()
     var nfes: [Int] = []
     if start < total {
-        let solver = makeSolver(r.solver, steps: r.steps, rtol: r.rtol, atol: r.atol)
+        let solver = r.solver.makeSolver()
         let perBatchLog = max(1, (total / r.batchSize) / 20) * r.batchSize
         let progress = Progress(total: total, label: "pairs", startStep: start, plainInterval: 10,
-                                plainEverySteps: perBatchLog, output: r.quiet ? { _ in } : pairsProgressOutput)
-        if !r.quiet {
-            let what = start > 0 ? "resuming at pair \(range.lowerBound + start) of" : "generating"
-            progress.message("pairs: \(what) \(total) pairs \(range.lowerBound)..<\(range.upperBound) from \(r.teacher) with \(solver.name), guidance \(r.guidance), batch \(r.batchSize) -> \(r.output)")
-        }
+                                plainEverySteps: perBatchLog, output: pairsProgressOutput)
+        let what = start > 0 ? "resuming at pair \(range.lowerBound + start) of" : "generating"
+        progress.message("pairs: \(what) \(total) pairs \(range.lowerBound)..<\(range.upperBound) from \(r.teacher) with \(solver.name), guidance \(r.guidance), batch \(r.batchSize) -> \(r.output)")
         let size = shape.reduce(1, *)
         var next = range.lowerBound + start  // first global pair index still missing
         do {
@@ -205,7 +195,7 @@ public func pairsAttributes(_ r: PairsRequest, stage: String? = nil) throws -> [
         PairsKey.noise: "pair i: standard normal from Philox(seed) stream i (itemNoise)",
         PairsKey.teacherStage: st ?? "unknown",
     ]
-    attrs.merge(r.solverAttributes) { _, b in b }
+    attrs[TripletFormat.Key.solver] = r.solver.json
     attrs.merge(r.extraAttributes) { _, b in b }
     if let shard = r.shard {
         let range = shard.rows(total: r.count, batchSize: r.batchSize)
@@ -218,9 +208,7 @@ public func pairsAttributes(_ r: PairsRequest, stage: String? = nil) throws -> [
 
 /// Progress lines count pairs, not training steps.
 private func pairsProgressOutput(_ text: String) {
-    let t = text.replacingOccurrences(of: " it/s", with: " pairs/s").replacingOccurrences(of: " s/it", with: " s/pair")
-    fputs(t, stderr)
-    fflush(stderr)
+    Log.write(text.replacingOccurrences(of: " it/s", with: " pairs/s").replacingOccurrences(of: " s/it", with: " s/pair"))
 }
 
 /// Joins shard parts (any order) into one file equal to a single run's: checks that the parts
@@ -322,13 +310,9 @@ extension Pipeline {
             prompts = train.captions
             source = "dataset \(train.name) train captions (\(train.count)), pair i gets caption i mod \(train.count)"
         }
-        let p = config.pairs
-        var r = PairsRequest(teacher: teacher, output: output, count: p.count, prompts: prompts, promptSource: source)
-        r.solver = p.solver; r.steps = p.steps; r.rtol = p.rtol; r.atol = p.atol
-        r.guidance = p.guidance; r.batchSize = p.batchSize
-        r.seed = pairsNoiseSeed(configSeed: config.seed)
+        var r = PairsRequest(teacher: teacher, output: output, section: config.pairs, seed: pairsNoiseSeed(configSeed: config.seed),
+                             prompts: prompts, promptSource: source)
         r.expectedItemShape = train.itemShape
-        r.quiet = quiet
         return r
     }
 }

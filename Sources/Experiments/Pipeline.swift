@@ -1,6 +1,11 @@
 import Foundation
 import Autograd
-import Data
+import ConfigKit
+import Datasets
+import Formats
+import Generation
+import Reporting
+import Training
 import Flow
 import Models
 import NN
@@ -10,7 +15,6 @@ import TensorCore
 public final class Pipeline {
     public let config: ExperimentConfig
     public let run: RunFolder
-    public var quiet = false
 
     public init(config: ExperimentConfig) throws {
         self.config = config
@@ -22,9 +26,6 @@ public final class Pipeline {
     var seed: UInt64 { UInt64(bitPattern: Int64(config.seed)) }
 
     public func loadDataset(_ split: Split) throws -> Dataset {
-        guard let name = DatasetName(rawValue: config.dataset.name.rawValue) else {
-            throw ModelError("dataset: unknown dataset '\(config.dataset.name.rawValue)'")
-        }
         var opts = DatasetOptions(toySeed: seed)
         if let root = config.dataset.root {
             switch config.dataset.name {
@@ -34,7 +35,7 @@ public final class Pipeline {
             case .toy2d: break
             }
         }
-        var d = try Dataset.load(config.dataset.name.rawValue, split: split, options: opts)
+        var d = try Dataset.load(config.dataset.name, split: split, options: opts)
         if split == .train, let limit = config.dataset.trainLimit, limit < d.count { d = try d.prefix(limit) }
         return d
     }
@@ -45,7 +46,7 @@ public final class Pipeline {
 
     public func modelSpec(tokenizer: Tokenizer, itemShape: [Int]) -> ModelSpec {
         let m = config.model
-        var spec = ModelSpec(kind: m.kind == .mlp ? .mlp : .unet, channels: itemShape[0], height: itemShape[1],
+        var spec = ModelSpec(kind: m.kind, channels: itemShape[0], height: itemShape[1],
                              width: itemShape[2], vocabularySize: tokenizer.vocabularySize)
         spec.hidden = m.hidden; spec.depth = m.depth; spec.levels = m.channels
         spec.blocksPerLevel = m.blocksPerLevel; spec.attentionLevels = m.attentionLevels
@@ -74,19 +75,10 @@ public final class Pipeline {
     }
 
     func trainerOptions(stage: String, section: TrainSection, prompts: [String]) -> TrainerOptions {
-        var o = TrainerOptions(stage: stage, section: section, seed: seed, run: run, samplePrompts: prompts,
-                               sampleSolver: makeSolver(config.sample.solver, steps: config.sample.steps),
-                               sampleGuidance: config.sample.guidance,
-                               gridColumns: prompts.count == 512 ? 1 : config.sample.gridColumns)
-        o.quiet = quiet
-        return o
-    }
-
-    static func timeSampler(_ s: TrainSection) -> TimeSampler {
-        switch s.timeSampling {
-        case .uniform: return .uniform(eps: s.timeEps)
-        case .logitNormal: return .logitNormal(mean: 0, std: 1)
-        }
+        TrainerOptions(stage: stage, section: section.settings, seed: seed, run: run, samplePrompts: prompts,
+                       sampleSolver: config.sample.solverSettings(tolerancesFrom: config.pairs).makeSolver(),
+                       sampleGuidance: config.sample.guidance,
+                       gridColumns: prompts.count == 512 ? 1 : config.sample.gridColumns)
     }
 
     /// Stage 1: the 1-rectified-flow teacher on (independent noise, data). Returns its weights.
@@ -96,15 +88,13 @@ public final class Pipeline {
         let tok = tokenizer(for: train)
         let spec = modelSpec(tokenizer: tok, itemShape: train.itemShape)
         let model = try FlowModel(spec: spec, tokenizer: tok, seed: seed)
-        if !quiet {
-            FileHandle.standardError.write(Data("teacher: \(train.name) (\(train.count) items \(train.itemShape)), \(spec.kind) with \(model.parameterCount) parameters, vocabulary \(tok.vocabularySize) words; run folder \(run.path)\n".utf8))
-        }
+        Log.info("teacher: \(train.name) (\(train.count) items \(train.itemShape)), \(spec.kind) with \(model.parameterCount) parameters, vocabulary \(tok.vocabularySize) words; run folder \(run.path)")
         var options = trainerOptions(stage: "teacher", section: config.teacher, prompts: samplePrompts(train))
         options.stopAfter = stopAfter
         options.metadata = [ChainKey.configHash: teacherConfigHash]
         try checkResumable(stage: "teacher", hash: teacherConfigHash, resume: resume)
         let trainer = Trainer(model: model, source: DatasetSource(dataset: train, seed: seed),
-                              objective: .rectifiedFlow(Pipeline.timeSampler(config.teacher)), options: options)
+                              objective: .rectifiedFlow(config.teacher.timeSampler), options: options)
         return try trainer.run(resume: resume)
     }
 }

@@ -1,6 +1,11 @@
 import Foundation
 import Autograd
-import Data
+import ConfigKit
+import Datasets
+import Formats
+import TripletStore
+import Reporting
+import Training
 import Flow
 import Models
 import NN
@@ -53,11 +58,9 @@ extension Pipeline {
         let hash = try reflowConfigHash(stage: stage, inputs: inputs, initFrom: initFrom)
         try checkResumable(stage: stage, hash: hash, resume: resume)
         let initSHA = try SHA256.hex(file: initFrom)
-        if !quiet {
-            let makers = Set(source.attributes.compactMap { $0[TripletFormat.Key.teacherSHA256] })
-            let note = makers == [initSHA] ? "" : " (note: the pairs were made by another checkpoint)"
-            FileHandle.standardError.write(Data("\(stage): \(source.count) pairs from \(inputs.joined(separator: ", "))\(source.inMemory ? "" : " (read in blocks)"), starting from \(initFrom)\(note); run folder \(run.path)\n".utf8))
-        }
+        let makers = Set(source.attributes.compactMap { $0[TripletFormat.Key.teacherSHA256] })
+        let note = makers == [initSHA] ? "" : " (note: the pairs were made by another checkpoint)"
+        Log.info("\(stage): \(source.count) pairs from \(inputs.joined(separator: ", "))\(source.inMemory ? "" : " (read in blocks)"), starting from \(initFrom)\(note); run folder \(run.path)")
         var options = trainerOptions(stage: stage, section: config.reflow, prompts: samplePrompts(train))
         options.stopAfter = stopAfter
         // Trained on guided pairs, the flow samples the guided distribution: grids without guidance.
@@ -66,7 +69,7 @@ extension Pipeline {
         }
         options.metadata = [ChainKey.configHash: hash, "init_from": initFrom, "init_sha256": initSHA,
                             "pairs": inputs.joined(separator: ",")]
-        let trainer = Trainer(model: model, source: source, objective: .rectifiedFlow(Pipeline.timeSampler(config.reflow)),
+        let trainer = Trainer(model: model, source: source, objective: .rectifiedFlow(config.reflow.timeSampler),
                               options: options)
         return try trainer.run(resume: resume)
     }

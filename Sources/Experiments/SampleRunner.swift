@@ -1,67 +1,29 @@
 import Foundation
 import Autograd
-import Data
+import Formats
+import Generation
+import Reporting
 import Flow
 import Models
 import TensorCore
 
-/// Prompts from a file: one per line. An empty line is an error (it would silently mean
-/// "unconditional"); write the unconditional prompt explicitly as `<empty>`.
-public func readPromptFile(_ path: String) throws -> [String] {
-    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-        throw ModelError("prompt file \(path): cannot be read")
-    }
-    var lines = text.components(separatedBy: "\n")
-    if lines.last == "" { lines.removeLast() }
-    var out: [String] = []
-    for (i, raw) in lines.enumerated() {
-        let line = raw.trimmingCharacters(in: .whitespaces)
-        if line.isEmpty {
-            throw ModelError("prompt file \(path): line \(i + 1) is empty (write <empty> for the unconditional prompt)")
-        }
-        out.append(line == "<empty>" ? "" : line)
-    }
-    if out.isEmpty { throw ModelError("prompt file \(path): no prompts") }
-    return out
-}
-
-/// Refuses prompts with words the model never saw (they would all become <unk>).
-public func checkPromptWords(_ prompts: [String], tokenizer: Tokenizer) throws {
-    for (i, p) in prompts.enumerated() {
-        let unknown = tokenizer.unknownWords(in: p)
-        if !unknown.isEmpty {
-            let known = tokenizer.words.dropFirst(3).prefix(12).joined(separator: ", ")
-            throw ModelError("prompt \(i + 1) \"\(p)\": unknown word\(unknown.count > 1 ? "s" : "") \(unknown.map { "'\($0)'" }.joined(separator: ", ")) not in the model's vocabulary of \(tokenizer.vocabularySize - 3) words (e.g. \(known), ...); pass --allow-unknown to map them to <unk>")
-        }
-    }
-}
-
-/// Spherical interpolation between two Gaussian noises: keeps each frame's norm statistics
-/// those of a standard normal (a straight line would shrink them mid-way).
-public func slerpFrames(_ a: Tensor, _ b: Tensor, frames: Int) throws -> Tensor {
-    guard a.shape == b.shape else { throw ShapeError(op: "slerp", "noise shapes differ: \(a.shape) vs \(b.shape)") }
-    var parts: [Tensor] = []
-    for k in 0..<frames {
-        let th = Float(k) / Float(max(frames - 1, 1)) * Float.pi / 2
-        parts.append(try a * Foundation.cos(th) + b * Foundation.sin(th))
-    }
-    return try Tensor.concat(parts, axis: 0)
-}
-
+/// One `reflow-sample` job. No defaults here: the tool's flags hold them.
 public struct SampleRequest {
     public var checkpoint: String
     public var prompts: [String]
-    public var steps = 25
-    public var solver = SolverName.euler
-    public var guidance: Float = 1.5
-    public var seed: UInt64 = 0
-    public var perPrompt = 1
+    public var solver: SolverSettings
+    public var guidance: Float
+    public var seed: UInt64
+    public var perPrompt: Int
     public var columns: Int? = nil
     public var output: String
+    /// Frames of a latent interpolation strip (0 = a grid instead).
     public var interpolate = 0
     public var allowUnknown = false
-    public init(checkpoint: String, prompts: [String], output: String) {
+    public init(checkpoint: String, prompts: [String], output: String, solver: SolverSettings, guidance: Float,
+                seed: UInt64, perPrompt: Int) {
         self.checkpoint = checkpoint; self.prompts = prompts; self.output = output
+        self.solver = solver; self.guidance = guidance; self.seed = seed; self.perPrompt = perPrompt
     }
 }
 
@@ -83,10 +45,37 @@ public func runSample(_ r: SampleRequest) throws -> (nfe: Int, seconds: Double) 
         x0 = itemNoise(seed: r.seed, first: 0, count: prompts.count, itemShape: shape)
     }
     let start = Date()
-    let solver = makeSolver(r.solver, steps: r.steps)
+    let solver = r.solver.makeSolver()
     let (images, nfe) = try generate(model, x0: x0, prompts: prompts, solver: solver, guidance: r.guidance)
     let secs = Date().timeIntervalSince(start)
     let cols = r.columns ?? (r.interpolate > 0 ? r.interpolate : (r.perPrompt > 1 ? r.perPrompt : min(prompts.count, 10)))
     try writeSampleImage(path: r.output, images: images, columns: cols)
     return (nfe, secs)
+}
+
+/// Solves a 2-D model's ODE for `perPrompt` items of each prompt and writes the trajectory plot.
+@discardableResult
+public func writeTrajectories(checkpoint: String, prompts: [String], perPrompt: Int, steps: Int, guidance: Float,
+                              seed: UInt64, output: String) throws -> Double {
+    let (model, _) = try FlowModel.load(from: URL(fileURLWithPath: checkpoint))
+    guard model.spec.itemShape == [2, 1, 1] else {
+        throw ModelError("--trajectories needs a 2-D (toy2d) model; this one makes items \(model.spec.itemShape)")
+    }
+    let all = prompts.flatMap { [String](repeating: $0, count: perPrompt) }
+    let labels = prompts.indices.flatMap { [Int](repeating: $0, count: perPrompt) }
+    let x0 = itemNoise(seed: seed, first: 0, count: all.count, itemShape: [2, 1, 1])
+    model.eval()
+    let (s, r) = try noGrad {
+        try measureStraightness(guidedVelocity(model, prompts: all, guidance: guidance), x0: x0, steps: steps, record: true)
+    }
+    // One prompt: colour each path by the sector (of 8) where it ends, so crossings show.
+    var colours = labels
+    if prompts.count == 1 {
+        colours = (0..<all.count).map { i in
+            let a = Foundation.atan2(r.x.storage.ptr[2 * i + 1], r.x.storage.ptr[2 * i])
+            return (Int(((a + .pi) / (2 * .pi) * 8).rounded()) % 8)
+        }
+    }
+    try trajectoryPlot(r.trajectory ?? [], labels: colours).write(to: output)
+    return s.value
 }

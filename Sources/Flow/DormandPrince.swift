@@ -24,7 +24,7 @@ public struct DormandPrince: ODESolver {
     public var firstStep: Double?
     public var maxStep: Double
 
-    public init(rtol: Double = 1e-5, atol: Double = 1e-5, maxSteps: Int = 10_000,
+    public init(rtol: Double, atol: Double, maxSteps: Int = 10_000,
                 firstStep: Double? = nil, maxStep: Double = .infinity) {
         self.rtol = rtol; self.atol = atol; self.maxSteps = maxSteps
         self.firstStep = firstStep; self.maxStep = maxStep

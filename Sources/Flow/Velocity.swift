@@ -58,27 +58,23 @@ public func guided(cond: @escaping Velocity, uncond: @escaping Velocity, scale w
 /// Classifier-free guidance with one call over a doubled batch (one network pass instead of
 /// two, which is what the big models do). `f` receives x2 = [x; x] and t2 = [t; t] (2N items)
 /// and must evaluate the first N items with the text and the last N with the empty prompt; its
-/// [2N, ...] result is combined as w * v_cond + (1 - w) * v_uncond, the same field as `guided`.
-///
-/// Duplication and the split are written as broadcasting multiply and a sum over a new leading
-/// axis of size 2, so gradients flow through without a concat/slice op.
+/// [2N, ...] result is combined as v_uncond + w * (v_cond - v_uncond), the same field as
+/// `guided`. Concat and slice are differentiable, so gradients flow through.
 public func guidedBatched(_ f: @escaping Velocity, scale w: Float) -> Velocity {
     return { x, t in
         guard x.rank >= 1 else {
             throw ShapeError(op: "guidedBatched", "x must have a batch axis, got shape \(x.shape)")
         }
-        let n = x.shape[0], m = x.count
+        let n = x.shape[0]
         guard t.count == n else {
             throw ShapeError(op: "guidedBatched", "times of shape \(t.shape) for a batch of shape \(x.shape)")
         }
-        let two = Tensor.ones([2, 1])
-        let x2 = try (two * x.reshaped([1, m])).reshaped([2 * n] + x.shape.dropFirst())
-        let t2 = try (two * t.reshaped([1, n])).reshaped([2 * n])
-        let v2 = try f(x2, t2)
+        let x2 = try Tensor.concat([x, x], axis: 0)
+        let v2 = try f(x2, try Tensor.concat([t, t], axis: 0))
         guard v2.shape == x2.shape else {
             throw ShapeError(op: "guidedBatched", "velocity returned shape \(v2.shape) for a doubled batch of shape \(x2.shape)")
         }
-        let weights = Tensor([w, 1 - w], shape: [2, 1])
-        return try (v2.reshaped([2, m]) * weights).sum(axes: [0]).reshaped(x.shape)
+        let vc = try v2.slice(axis: 0, range: 0..<n), vu = try v2.slice(axis: 0, range: n..<(2 * n))
+        return try vu + (vc - vu) * w
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 import Autograd
 import NN
 import TensorCore
@@ -29,16 +30,20 @@ public final class Classifier: Module {
          ("fc", fc), ("head", head)]
     }
 
-    /// Penultimate features [B, featureWidth].
-    public func features(_ x: Tensor) throws -> Tensor {
+    /// Every block's activations, input side first: three conv maps, then the penultimate
+    /// features [B, featureWidth] (what a perceptual loss compares).
+    public func featureMaps(_ x: Tensor) throws -> [Tensor] {
         guard Array(x.shape.dropFirst()) == inputShape else {
             throw ShapeError(op: "Classifier", "input \(x.shape) does not match the evaluator's input \(inputShape)")
         }
-        var h = try norm1(conv1(x)).silu()
-        h = try norm2(conv2(h)).silu()
-        h = try norm3(conv3(h)).silu()
-        return try fc(h.mean(axes: [2, 3])).silu()
+        let h1 = try norm1(conv1(x)).silu()
+        let h2 = try norm2(conv2(h1)).silu()
+        let h3 = try norm3(conv3(h2)).silu()
+        return [h1, h2, h3, try fc(h3.mean(axes: [2, 3])).silu()]
     }
+
+    /// Penultimate features [B, featureWidth].
+    public func features(_ x: Tensor) throws -> Tensor { try featureMaps(x)[3] }
 
     /// Class logits [B, classes].
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try head(features(x)) }

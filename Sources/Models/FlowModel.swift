@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 import Autograd
 import NN
 import TensorCore

@@ -3,7 +3,7 @@ import Foundation
 /// Everything needed to rebuild a text-to-image velocity model from a checkpoint alone: stored
 /// as JSON in the safetensors metadata ("model_spec"), beside the tokenizer ("tokenizer").
 public struct ModelSpec: Codable, Equatable, Sendable {
-    public enum Kind: String, Codable, Sendable { case mlp, unet }
+    public enum Kind: String, Codable, Sendable, CaseIterable { case mlp, unet }
     public var kind: Kind
     /// Data layout [C, H, W] of one item (toy2d: [2, 1, 1]).
     public var channels: Int, height: Int, width: Int

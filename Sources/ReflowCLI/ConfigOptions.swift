@@ -1,10 +1,13 @@
 import ArgumentParser
+import Foundation
+import ConfigKit
 import Experiments
+import Reporting
 
 /// The flags every config-driven tool shares (`@OptionGroup var options: ConfigOptions`):
-/// the experiment config, `--set` overrides, the thread count and `--help-config`.
+/// the experiment config, `--set` overrides, the thread count, `--quiet` and `--help-config`.
 public struct ConfigOptions: ParsableArguments {
-    @Option(name: .long, help: "Experiment config (YAML), e.g. experiments/quickstart.yaml.")
+    @Option(name: .long, help: "Experiment config (YAML), e.g. experiments/quickstart.yaml. Required.")
     public var config: String?
 
     @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key (repeatable).", valueName: "key.path=value"))
@@ -12,6 +15,9 @@ public struct ConfigOptions: ParsableArguments {
 
     @Option(name: .long, help: "Threads for our kernels and OpenBLAS (default: the config's).")
     public var threads: Int?
+
+    @Flag(name: .long, help: "Print only warnings and errors on stderr (no progress, no stage banners).")
+    public var quiet = false
 
     @Flag(name: .long, help: "Print every config key with its type, default and meaning, then exit.")
     public var helpConfig = false
@@ -23,8 +29,10 @@ public struct ConfigOptions: ParsableArguments {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
-    /// Prints every config key when --help-config was given; the tool then returns.
+    /// Prints every config key when --help-config was given; the tool then returns. Also applies
+    /// --quiet (every tool calls this first).
     public func printedConfigHelp() -> Bool {
+        if quiet { Log.level = .warning }
         if helpConfig { print(configHelp(ExperimentConfig.self)) }
         return helpConfig
     }
@@ -33,4 +41,10 @@ public struct ConfigOptions: ParsableArguments {
     public func load(extra: [String] = []) throws -> ExperimentConfig {
         try loadExperiment(configPath: config ?? "", overrides: overrides + extra, threads: threads)
     }
+}
+
+/// Prints an error the way every tool does, and exits 1 (no stack trace for user errors).
+public func exitWithError(_ error: Error) -> Never {
+    Log.error("\(error)")
+    exit(1)
 }

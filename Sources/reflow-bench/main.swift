@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Reporting
 import TensorCore
 
 BLASLauncher.reexecIfNeeded()
@@ -77,7 +78,7 @@ struct ReflowBench: ParsableCommand {
         if !noTorch {
             do { torch = try TorchRunner.locate(python: python); torchNote = torch!.version } catch {
                 torchNote = "unavailable"
-                FileHandle.standardError.write(Data("reflow-bench: torch side disabled: \(error)\n".utf8))
+                Log.warning("torch side disabled: \(error)")
             }
         }
         let facts = Facts(threads: threads, blasCore: Runtime.blasCoreName, cpu: Facts.cpuModel(),
@@ -106,19 +107,18 @@ struct ReflowBench: ParsableCommand {
                         theirs.append(m.stepsPerSecond)
                         torchParams = m.params
                     } catch {
-                        FileHandle.standardError.write(Data("reflow-bench: torch run failed, ours only from here: \(error)\n".utf8))
+                        Log.warning("torch run failed, ours only from here: \(error)")
                         torch = nil
                     }
                 }
                 if !json {
                     let t = theirs.count > r ? String(format: ", torch %.1f", theirs[r]) : ""
-                    FileHandle.standardError.write(Data(String(format: "  %@ repeat %d/%d: ours %.1f%@ steps/s\n",
-                                                               kind.rawValue, r + 1, repeats, ours[r], t).utf8))
+                    Log.write(String(format: "  %@ repeat %d/%d: ours %.1f%@ steps/s\n", kind.rawValue, r + 1, repeats, ours[r], t))
                 }
             }
             let params = work.model.parameterCount
             if let tp = torchParams, tp != params {
-                FileHandle.standardError.write(Data("reflow-bench: warning: \(kind.rawValue) has \(params) parameters here but \(tp) in torch: the models differ\n".utf8))
+                Log.warning("\(kind.rawValue) has \(params) parameters here but \(tp) in torch: the models differ")
             }
             results.append(Result(model: kind.rawValue, steps: steps, warmup: warmup, params: params, torchParams: torchParams,
                                   ours: ours, torch: theirs, loss: lastLoss))
@@ -177,11 +177,11 @@ struct ReflowBench: ParsableCommand {
             oursRuns.append(try OpBench.run(iters: iters))
             if let t = torch {
                 do { theirRuns.append(try t.measureOps(iters: iters, threads: threads)) } catch {
-                    FileHandle.standardError.write(Data("reflow-bench: torch --ops failed: \(error)\n".utf8))
+                    Log.warning("torch --ops failed: \(error)")
                     torch = nil
                 }
             }
-            if !json { FileHandle.standardError.write(Data("  ops pass \(r + 1)/\(repeats) done\n".utf8)) }
+            if !json { Log.info("  ops pass \(r + 1)/\(repeats) done") }
         }
         let ours = oursRuns[0].indices.map { i in
             (name: oursRuns[0][i].name, fwd: median(oursRuns.map { $0[i].fwd }), bwd: median(oursRuns.map { $0[i].bwd }))

@@ -1,5 +1,10 @@
 import ArgumentParser
 import Experiments
+import ConfigKit
+import Flow
+import Generation
+import ReflowCLI
+import Reporting
 import Foundation
 import TensorCore
 
@@ -24,22 +29,26 @@ struct ReflowSample: ParsableCommand {
     @Option(name: .long, help: "File with one prompt per line (<empty> = unconditional).")
     var prompts: String?
 
-    @Option(name: .long, help: "Solver steps.") var steps = 25
-    @Option(name: .long, help: "Solver: euler, heun, rk4, dopri5.") var solver = "euler"
-    @Option(name: .long, help: "Classifier-free guidance weight (1 = none).") var guidance: Float = 1.5
+    @Option(name: .long, help: "Experiment config whose `sample` (and `pairs` tolerances) section gives the defaults below; without it, the built-in defaults of those sections.")
+    var config: String?
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key (repeatable), e.g. sample.steps=8.", valueName: "key.path=value"))
+    var overrides: [String] = []
+    @Option(name: .long, help: "Solver steps (default: sample.steps).") var steps: Int?
+    @Option(name: .long, help: "ODE solver (default: sample.solver).") var solver: SolverKind?
+    @Option(name: .long, help: "Classifier-free guidance weight, 1 = none (default: sample.guidance).") var guidance: Float?
     @Option(name: .long, help: "Noise seed: item i's noise depends only on (seed, i).") var seed = 0
     @Option(name: .long, help: "Samples per prompt.") var perPrompt = 1
     @Option(name: .long, help: "Grid columns (default: per-prompt count, or up to 10).") var columns: Int?
     @Option(name: .long, help: "Frames of a latent interpolation strip for one prompt (0 = off).") var interpolate = 0
     @Option(name: .long, help: "Output PNG.") var output = "samples.png"
     @Option(name: .long, help: "Threads.") var threads = 2
+    @Flag(name: .long, help: "Print only warnings and errors on stderr.") var quiet = false
     @Option(name: .long, help: "2-D models: plot this many ODE trajectories per prompt instead of a grid.") var trajectories = 0
     @Flag(name: .long, help: "Map words outside the vocabulary to <unk> instead of failing.") var allowUnknown = false
 
     func validate() throws {
         if prompt.isEmpty && prompts == nil { throw ValidationError("give at least one --prompt or --prompts <file>") }
-        if steps < 1 { throw ValidationError("--steps must be at least 1") }
-        if SolverName(rawValue: solver) == nil { throw ValidationError("unknown --solver '\(solver)' (euler, heun, rk4, dopri5)") }
+        if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
         if perPrompt < 1 { throw ValidationError("--per-prompt must be at least 1") }
         if interpolate < 0 || interpolate == 1 { throw ValidationError("--interpolate needs at least 2 frames") }
     }
@@ -47,18 +56,27 @@ struct ReflowSample: ParsableCommand {
     func run() throws {
         do {
             Runtime.threads = threads
+            if quiet { Log.level = .warning }
+            // The config's sections hold every default; flags override them.
+            var sets = overrides
+            if let steps { sets.append("sample.steps=\(steps)") }
+            if let solver { sets.append("sample.solver=\(solver.rawValue)") }
+            if let guidance { sets.append("sample.guidance=\(guidance)") }
+            let cfg = try config.map { try loadExperiment(configPath: $0, overrides: sets, threads: nil) }
+                ?? loadConfig(ExperimentConfig.self, yaml: "", source: "defaults", overrides: sets)
+            let sample = cfg.sample
             var all = prompt
             if let prompts { all += try readPromptFile(prompts) }
             if trajectories > 0 {
-                let s = try writeTrajectories(checkpoint: checkpoint, prompts: all, perPrompt: trajectories, steps: steps,
-                                              guidance: guidance, seed: UInt64(bitPattern: Int64(seed)), output: output)
-                print("wrote \(output) (straightness \(String(format: "%.4f", s)) over \(steps) Euler steps)")
+                let s = try writeTrajectories(checkpoint: checkpoint, prompts: all, perPrompt: trajectories, steps: sample.steps,
+                                              guidance: sample.guidance, seed: UInt64(bitPattern: Int64(seed)), output: output)
+                print("wrote \(output) (straightness \(String(format: "%.4f", s)) over \(sample.steps) Euler steps)")
                 return
             }
-            var r = SampleRequest(checkpoint: checkpoint, prompts: all, output: output)
-            r.steps = steps; r.solver = SolverName(rawValue: solver)!; r.guidance = guidance
-            r.seed = UInt64(bitPattern: Int64(seed)); r.perPrompt = perPrompt; r.columns = columns
-            r.interpolate = interpolate; r.allowUnknown = allowUnknown
+            var r = SampleRequest(checkpoint: checkpoint, prompts: all, output: output,
+                                  solver: sample.solverSettings(tolerancesFrom: cfg.pairs), guidance: sample.guidance,
+                                  seed: UInt64(bitPattern: Int64(seed)), perPrompt: perPrompt)
+            r.columns = columns; r.interpolate = interpolate; r.allowUnknown = allowUnknown
             let (nfe, secs) = try runSample(r)
             print("wrote \(output) (\(nfe) function evaluations, \(String(format: "%.2f", secs)) s)")
         } catch { exitWithError(error) }

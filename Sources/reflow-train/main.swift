@@ -27,8 +27,12 @@ struct ReflowTrain: ParsableCommand {
 
     @OptionGroup var options: ConfigOptions
 
-    @Option(name: .long, help: "Stage to train: teacher, reflow, or evaluator (the dataset's classifier for FD and prompt accuracy).")
-    var stage: String = "teacher"
+    enum Stage: String, ExpressibleByArgument, CaseIterable {
+        case teacher, reflow, evaluator
+    }
+
+    @Option(name: .long, help: "Stage to train (evaluator: the dataset's classifier for FD and prompt accuracy).")
+    var stage: Stage = .teacher
 
     @Option(name: .long, help: ArgumentHelp("reflow: triplet file (repeatable). Default: <run>/pairs/teacher.h5.", valueName: "file.h5"))
     var input: [String] = []
@@ -39,15 +43,11 @@ struct ReflowTrain: ParsableCommand {
     @Option(name: .long, help: "reflow: output name (<run>/<name>.safetensors), e.g. reflow3 for a 3-RF.")
     var name: String = "reflow"
 
-
     @Flag(name: .long, help: "Continue from the stage's last checkpoint if there is one.")
     var resume = false
 
-
-
     func validate() throws {
-        if !["teacher", "reflow", "evaluator"].contains(stage) { throw ValidationError("unknown --stage '\(stage)' (expected: teacher, reflow, evaluator)") }
-        if stage != "reflow" && (!input.isEmpty || initFrom != nil) { throw ValidationError("--input and --init-from are for --stage reflow") }
+        if stage != .reflow && (!input.isEmpty || initFrom != nil) { throw ValidationError("--input and --init-from are for --stage reflow") }
     }
 
     func run() throws {
@@ -56,17 +56,17 @@ struct ReflowTrain: ParsableCommand {
             let cfg = try options.load()
             let pipeline = try Pipeline(config: cfg)
             switch stage {
-            case "evaluator":
+            case .evaluator:
                 let cmd = (["reflow-train"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
                 let (url, acc) = try pipeline.trainEvaluator(command: cmd)
                 print("evaluator: \(url.path)  test accuracy \(String(format: "%.2f%%", acc * 100))")
-            case "reflow":
+            case .reflow:
                 let inputs = input.isEmpty ? [pipeline.pairsPath("teacher")] : input
                 let start = initFrom ?? pipeline.run.file("teacher.safetensors")
                 let out = try pipeline.trainReflow(inputs: inputs, initFrom: start, stage: name, resume: resume)
                 print("\(name) weights: \(out.path)")
                 print("samples: \(pipeline.run.samplesPath)")
-            default:
+            case .teacher:
                 let out = try pipeline.trainTeacher(resume: resume)
                 print("teacher weights: \(out.path)")
                 print("samples: \(pipeline.run.samplesPath)")

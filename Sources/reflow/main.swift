@@ -1,6 +1,7 @@
 import ArgumentParser
 import ReflowCLI
 import Experiments
+import Reporting
 import Foundation
 import TensorCore
 
@@ -51,7 +52,7 @@ struct Run: ParsableCommand {
             o.resume = !noResume
             o.evaluator = evaluator
             o.command = (["reflow"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
-            FileHandle.standardError.write(Data("chain: \(cfg.name) on \(cfg.dataset.name.rawValue), run folder \(pipeline.run.path)\n".utf8))
+            Log.info("chain: \(cfg.name) on \(cfg.dataset.name.rawValue), run folder \(pipeline.run.path)")
             let r = try pipeline.runChain(o)
             print(json ? r.table.json() : r.table.markdown())
             print("")
@@ -74,32 +75,27 @@ struct Table: ParsableCommand {
         Checkpoints default to the run folder's; override any with the flags below.
         """)
 
-    @Option(name: .long, help: "Experiment config (names the dataset and run folder).") var config: String
+    @OptionGroup var options: ConfigOptions
     @Option(name: .long, help: "Teacher checkpoint (default: <run>/teacher.safetensors).") var teacher: String?
     @Option(name: .customLong("reflow"), help: "2-RF checkpoint (default: <run>/reflow.safetensors).") var reflowPath: String?
     @Option(name: .long, help: "2-RF student (default: <run>/distill.safetensors).") var distill: String?
     @Option(name: .long, help: "Directly distilled student (default: <run>/direct-distill.safetensors).") var directDistill: String?
-    @Option(name: .long, help: "Comma-separated Euler step counts (default: eval.steps).") var steps: String?
-    @Option(name: .long, help: "Samples per row and seed (default: eval.samples).") var samples: Int?
-    @Option(name: .long, help: "Comma-separated noise seeds, >= 2 for a spread (default: eval.seeds).") var seeds: String?
+    @Option(name: .long, help: "Comma-separated Euler step counts (sets eval.steps).") var steps: String?
+    @Option(name: .long, help: "Samples per row and seed (sets eval.samples).") var samples: Int?
+    @Option(name: .long, help: "Comma-separated noise seeds, >= 2 for a spread (sets eval.seeds).") var seeds: String?
     @Option(name: .long, help: "Guidance of the teacher (default: pairs.guidance).") var guidance: Float?
     @Option(name: .long, help: "Guidance of the 2-RF (default 1: it was trained on guided pairs).") var reflowGuidance: Float?
     @Option(name: .long, help: "Evaluator checkpoint (default: checkpoints/evaluators/<dataset>.safetensors).") var evaluator: String?
-    @Option(name: .customLong("set"), help: "Config override (repeatable).") var overrides: [String] = []
-    @Option(name: .long, help: "Threads.") var threads: Int?
     @Flag(name: .long, help: "Print JSON instead of Markdown.") var json = false
 
-    func ints(_ s: String, _ flag: String) throws -> [Int] {
-        let v = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !v.isEmpty, v.allSatisfy({ $0 != nil && $0! >= 0 }) else {
-            throw ValidationError("\(flag) must be comma-separated non-negative integers, got '\(s)'")
-        }
-        return v.map { $0! }
-    }
-
     func run() throws {
+        if options.printedConfigHelp() { return }
         do {
-            let cfg = try loadExperiment(configPath: config, overrides: overrides, threads: threads)
+            var extra: [String] = []
+            if let steps { extra.append(listOverride("eval.steps", steps)) }
+            if let samples { extra.append("eval.samples=\(samples)") }
+            if let seeds { extra.append(listOverride("eval.seeds", seeds)) }
+            let cfg = try options.load(extra: extra)
             let pipeline = try Pipeline(config: cfg)
             var r = pipeline.chainEvalRequest(evaluator: evaluator)
             if let teacher { r.teacher = teacher }
@@ -107,9 +103,6 @@ struct Table: ParsableCommand {
             r.reflow = reflowPath ?? (fm.fileExists(atPath: r.reflow!) ? r.reflow : nil)
             r.distill = distill ?? (fm.fileExists(atPath: r.distill!) ? r.distill : nil)
             r.directDistill = directDistill ?? (fm.fileExists(atPath: r.directDistill!) ? r.directDistill : nil)
-            if let steps { r.steps = try ints(steps, "--steps").filter { $0 > 0 }; r.straightnessSteps = r.steps.max() ?? 25 }
-            if let samples { r.samples = samples }
-            if let seeds { r.seeds = try ints(seeds, "--seeds").map { UInt64($0) } }
             if let guidance { r.guidance = guidance }
             if let reflowGuidance { r.reflowGuidance = reflowGuidance }
             let table = try pipeline.evaluateChain(r)

@@ -1,7 +1,7 @@
 import XCTest
 import Foundation
 import Autograd
-import NN
+import Formats
 import TensorCore
 import TestSupport
 

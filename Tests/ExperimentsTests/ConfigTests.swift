@@ -1,50 +1,11 @@
 import XCTest
 import Experiments
+import ConfigKit
+import Flow
+import Reporting
+import TestSupport
 
-/// A small config of our own, so these tests do not depend on ExperimentConfig's defaults.
-private struct Optim: ConfigSection, Equatable {
-    var lr: Float = 1e-3
-    var betas: [Float] = [0.9, 0.999]
-    mutating func visit(_ v: inout ConfigVisitor) throws {
-        try v.field("lr", &lr, doc: "learning rate")
-        try v.field("betas", &betas, doc: "Adam betas")
-        v.check(lr > 0, "lr", "must be positive")
-    }
-}
-
-private struct Toy: ConfigSection, Equatable {
-    var name = "toy"
-    var steps = 100
-    var scale = 0.5
-    var verbose = false
-    var tags: [String] = []
-    var limit: Int? = nil
-    var solver = SolverName.euler
-    var fallback: SolverName? = nil
-    var optim = Optim()
-    mutating func visit(_ v: inout ConfigVisitor) throws {
-        try v.field("name", &name, doc: "run name")
-        try v.field("steps", &steps, doc: "training steps")
-        try v.field("scale", &scale)
-        try v.field("verbose", &verbose)
-        try v.field("tags", &tags)
-        try v.field("limit", &limit)
-        try v.field("solver", &solver)
-        try v.field("fallback", &fallback)
-        try v.section("optim", &optim, doc: "optimizer")
-    }
-}
-
-/// The error text of a failing decode.
-private func errorText(_ body: () throws -> Any) -> String {
-    do {
-        _ = try body()
-        return "no error"
-    } catch {
-        return "\(error)"
-    }
-}
-
+/// The experiment schema, decoded by the config engine: defaults, messages naming its keys.
 final class ConfigTests: XCTestCase {
     func testDecodesSampleYAML() throws {
         let yaml = """
@@ -153,34 +114,11 @@ final class ConfigTests: XCTestCase {
                        "t.yaml:1: name: expected a string, found null")
     }
 
-    func testAllProblemsReportedInLineOrder() {
-        let yaml = """
-        steps: x
-        colour: red
-        optim:
-          lr: -1
-        """
-        XCTAssertEqual(errorText { try loadConfig(Toy.self, yaml: yaml, source: "t.yaml") }, """
-        t.yaml:1: steps: expected an integer, found 'x'
-        t.yaml:2: unknown key 'colour' (valid keys: name, steps, scale, verbose, tags, limit, solver, fallback, optim)
-        t.yaml:4: optim.lr: must be positive
-        """)
-    }
-
     func testInvalidEnumListsValidValues() {
         XCTAssertEqual(errorText { try loadConfig(ExperimentConfig.self, yaml: "dataset:\n  name: mnist\n", source: "e.yaml") },
                        "e.yaml:2: dataset.name: expected one of toy2d, digits, fashion-mnist, glyphs, found 'mnist'")
         XCTAssertEqual(errorText { try loadConfig(Toy.self, yaml: "fallback: rk5", source: "t.yaml") },
                        "t.yaml:1: fallback: expected one of euler, heun, rk4, dopri5 or null, found 'rk5'")
-    }
-
-    func testOptionalsAndNull() throws {
-        let c = try loadConfig(Toy.self, yaml: "limit: 5\nfallback: heun\n", source: "t.yaml")
-        XCTAssertEqual(c.limit, 5)
-        XCTAssertEqual(c.fallback, .heun)
-        let d = try loadConfig(Toy.self, yaml: "limit: null\nfallback: ~\n", source: "t.yaml", overrides: ["limit=5", "limit="])
-        XCTAssertNil(d.limit)
-        XCTAssertNil(d.fallback)
     }
 
     func testSetOverrides() throws {
@@ -251,68 +189,11 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(yaml.contains("\n  name: fashion-mnist\n") || yaml.contains("\n  name: digits\n"), yaml)
     }
 
-    func testDumpOfSmallConfigExact() {
-        var t = Toy()
-        t.tags = ["a", "b c"]
-        XCTAssertEqual(dumpConfig(t), """
-        name: toy
-        steps: 100
-        scale: 0.5
-        verbose: false
-        tags: [a, b c]
-        limit: null
-        solver: euler
-        fallback: null
-        optim:
-          lr: 0.001
-          betas: [0.9, 0.999]
-
-        """)
-    }
-
-    func testHelpListsEveryKey() {
-        let rows = configHelpRows(Toy.self)
-        XCTAssertEqual(rows.map(\.path), ["name", "steps", "scale", "verbose", "tags", "limit", "solver", "fallback",
-                                          "optim", "optim.lr", "optim.betas"])
-        XCTAssertEqual(rows[1], ConfigHelpRow(path: "steps", type: "int", defaultValue: "100", doc: "training steps"))
-        XCTAssertEqual(rows[6].type, "euler|heun|rk4|dopri5")
-        XCTAssertEqual(rows[5].type, "int?")
-        XCTAssertEqual(rows[10].defaultValue, "[0.9, 0.999]")
+    func testHelpListsEveryExperimentKey() {
         let text = configHelp(ExperimentConfig.self)
         for key in ["distill.student_steps", "distill.lr", "pairs.atol", "eval.seeds", "dataset.train_limit", "text.vocab_min_count"] {
             XCTAssertTrue(text.contains(key), key)
         }
-    }
-
-    func testYAMLProblems() {
-        XCTAssertEqual(errorText { try loadConfig(Toy.self, yaml: "steps: 1\nsteps: 2\n", source: "t.yaml") },
-                       "t.yaml:2: duplicate key 'steps'")
-        XCTAssertEqual(errorText { try loadConfig(Toy.self, yaml: "- 1\n- 2\n", source: "t.yaml") },
-                       "t.yaml:1: expected a mapping of keys at the top level, found a list")
-        XCTAssertTrue(errorText { try loadConfig(Toy.self, yaml: "steps: [1, 2\n", source: "t.yaml") }.hasPrefix("t.yaml:2: invalid YAML: "))
-        XCTAssertTrue(errorText { try loadConfig(Toy.self, path: "/nonexistent/x.yaml") }.hasPrefix("/nonexistent/x.yaml: cannot read the config file"))
-    }
-
-    func testMergeKeysShareSettings() throws {
-        let yaml = """
-        base: &base
-          lr: 0.01
-        optim:
-          <<: *base
-          betas: [0.5, 0.9]
-        """
-        // `base` itself is not a key of Toy: anchors must live inside known keys or be reported.
-        XCTAssertEqual(errorText { try loadConfig(Toy.self, yaml: yaml, source: "t.yaml") },
-                       "t.yaml:1: unknown key 'base' (did you mean 'name'?)")
-        let ok = """
-        optim: &o
-          lr: 0.01
-        """
-        XCTAssertEqual(try loadConfig(Toy.self, yaml: ok, source: "t.yaml").optim.lr, 0.01)
-        let merged = try ConfigNode.parse(yaml: "a: &a {x: 1, y: 2}\nb:\n  <<: *a\n  y: 3\n", source: "m.yaml")
-        XCTAssertEqual(merged[path: "b.x"]?.value, .scalar("1", quoted: false))
-        XCTAssertEqual(merged[path: "b.y"]?.value, .scalar("3", quoted: false))
-        XCTAssertEqual(merged[path: "b.y"]?.path, "b.y")
     }
 
     func testLoadFromFile() throws {
@@ -328,5 +209,12 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(errorText { try loadConfig(ExperimentConfig.self, path: path, overrides: ["teacher.steps=-1"]) },
                        "--set: teacher.steps: must not be negative")
     }
-}
 
+    func testConfigSnapshotLoadsBack() throws {
+        let run = try RunFolder(root: makeTempDir("snapshot").path, name: "snap")
+        var c = ExperimentConfig()
+        c.teacher.steps = 77
+        try run.writeConfig(dumpConfig(c))
+        XCTAssertEqual(try loadConfig(ExperimentConfig.self, path: run.configPath), c)
+    }
+}

@@ -1,5 +1,13 @@
 import XCTest
 import Experiments
+import Formats
+import ConfigKit
+import Evaluation
+import Flow
+import Generation
+import Reporting
+import TestSupport
+import Training
 import Models
 import NN
 import TensorCore
@@ -60,7 +68,7 @@ final class PipelineTests: XCTestCase {
         let cfg = try loadConfig(ExperimentConfig.self, path: repoRoot + "/experiments/fashion.yaml",
                                  overrides: ["output_dir=\(out)", "dataset.root=/nonexistent/fashion"])
         let p = try Pipeline(config: cfg)
-        p.quiet = true
+        Log.level = .warning
         XCTAssertThrowsError(try p.trainTeacher(resume: false)) { e in
             XCTAssertTrue("\(e)".contains("/nonexistent/fashion/train-images-idx3-ubyte.gz not found"), "\(e)")
             XCTAssertTrue("\(e)".contains("apt-get install dataset-fashion-mnist"), "\(e)")
@@ -91,14 +99,14 @@ final class PipelineTests: XCTestCase {
     func testResumeEqualsUninterruptedRun() throws {
         let a = tempDir("resume-a"), b = tempDir("resume-b")
         let pa = try Pipeline(config: tinyToyConfig(output: a))
-        pa.quiet = true
+        Log.level = .warning
         let full = try pa.trainTeacher(resume: false)
         let pb = try Pipeline(config: tinyToyConfig(output: b))
-        pb.quiet = true
+        Log.level = .warning
         _ = try pb.trainTeacher(resume: false, stopAfter: 25)
         XCTAssertFalse(FileManager.default.fileExists(atPath: pb.run.file("teacher.safetensors")))
         let resumed = try Pipeline(config: tinyToyConfig(output: b))
-        resumed.quiet = true
+        Log.level = .warning
         let out = try resumed.trainTeacher(resume: true)
         let wa = try weights(full.path), wb = try weights(out.path)
         XCTAssertEqual(wa.keys.sorted(), wb.keys.sorted())

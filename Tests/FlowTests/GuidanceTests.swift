@@ -16,13 +16,13 @@ final class GuidanceTests: XCTestCase {
         let c: Velocity = { x, t in calls.c += 1; return try self.cond(x, t) }
         let u: Velocity = { x, t in calls.u += 1; return try self.uncond(x, t) }
 
-        assertClose(try guided(cond: c, uncond: u, scale: 1)(x, t), vc, tol: 0, "w=1")
+        assertClose(try guided(cond: c, uncond: u, scale: 1)(x, t), vc, atol: 0, "w=1")
         XCTAssertEqual(calls.c, 1); XCTAssertEqual(calls.u, 0)  // w = 1 skips the empty prompt
-        assertClose(try guided(cond: c, uncond: u, scale: 0)(x, t), vu, tol: 0, "w=0")
+        assertClose(try guided(cond: c, uncond: u, scale: 0)(x, t), vu, atol: 0, "w=0")
         let w2 = zip(vc, vu).map { 2 * $0 - $1 }
-        assertClose(try guided(cond: c, uncond: u, scale: 2)(x, t), w2, tol: 1e-5, "w=2")
+        assertClose(try guided(cond: c, uncond: u, scale: 2)(x, t), w2, atol: 1e-5, "w=2")
         let w15 = zip(vc, vu).map { $1 + 1.5 * ($0 - $1) }
-        assertClose(try guided(cond: c, uncond: u, scale: 1.5)(x, t), w15, tol: 1e-5, "w=1.5")
+        assertClose(try guided(cond: c, uncond: u, scale: 1.5)(x, t), w15, atol: 1e-5, "w=1.5")
     }
 
     /// The doubled-batch form gives the same field: the closure sees [x; x], [t; t] and
@@ -45,7 +45,7 @@ final class GuidanceTests: XCTestCase {
             let a = try guidedBatched(both, scale: w)(x, t)
             let b = try guided(cond: cond3, uncond: uncond3, scale: w)(x, t)
             XCTAssertEqual(a.shape, x.shape)
-            assertClose(a, b.scalars, tol: 1e-5, "w=\(w)")
+            assertClose(a, b.scalars, atol: 1e-5, "w=\(w)")
         }
         XCTAssertEqual(seen, [6, 2, 2])
         let bad: Velocity = { x2, _ in try x2.reshaped([-1]) }

@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import Autograd
 import TensorCore
 import Flow
@@ -28,12 +29,4 @@ let linearX0 = Tensor([1.0, -0.5, 0.25, 2.0, -1.5, 0.75], shape: [3, 2])
 
 func maxError(_ x: Tensor, _ exact: [Double]) -> Double {
     zip(x.scalars, exact).map { Swift.abs(Double($0) - $1) }.max() ?? 0
-}
-
-func assertClose(_ a: Tensor, _ b: [Float], tol: Float, _ msg: String = "", file: StaticString = #filePath, line: UInt = #line) {
-    XCTAssertEqual(a.count, b.count, msg, file: file, line: line)
-    for (i, (x, y)) in zip(a.scalars, b).enumerated() where Swift.abs(x - y) > tol {
-        XCTFail("\(msg) [\(i)]: \(x) vs \(y)", file: file, line: line)
-        return
-    }
 }

@@ -78,7 +78,7 @@ final class LossTests: XCTestCase {
         let m = model(w, b)
         let zero = Tensor.zeros([n])
         let pred = try studentPrediction(model: m, x0: x0, x1: x1, t: zero)
-        assertClose(pred, try (x0 + m(x0, zero)).scalars, tol: 1e-6, "one step")
+        assertClose(pred, try (x0 + m(x0, zero)).scalars, atol: 1e-6, "one step")
         let per = try rectifiedFlowLossPerItem(model: m, x0: x0, x1: x1, t: t).scalars
         let weighted = zip(per, t.scalars).map { $0 * (1 - $1) * (1 - $1) }.reduce(0, +) / Float(n)
         XCTAssertEqual(try distillationLoss(model: m, x0: x0, x1: x1, t: t).item, weighted, accuracy: 1e-6)

@@ -15,8 +15,8 @@ final class StraightnessTests: XCTestCase {
         XCTAssertEqual(try straightness(v, x0: x0, steps: 3), 0, accuracy: 1e-10)
         XCTAssertEqual(r.nfe, 10)
         // One Euler step is exact for a straight flow.
-        assertClose(try Euler(steps: 1).solve(v, x0: x0).x, try (x0 + c).scalars, tol: 1e-6)
-        assertClose(r.x, try (x0 + c).scalars, tol: 1e-5)
+        assertClose(try Euler(steps: 1).solve(v, x0: x0).x, try (x0 + c).scalars, atol: 1e-6)
+        assertClose(r.x, try (x0 + c).scalars, atol: 1e-5)
     }
 
     /// v = b_i t (item i, all dimensions): Euler velocities are b i/N, so

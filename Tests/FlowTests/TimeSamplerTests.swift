@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import Autograd
 import TensorCore
 import Flow

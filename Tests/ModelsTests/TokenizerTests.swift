@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import Models
 
 final class TokenizerTests: XCTestCase {

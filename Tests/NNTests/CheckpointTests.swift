@@ -4,6 +4,7 @@ import Autograd
 import NN
 import TensorCore
 import TestSupport
+import Formats
 
 /// A module holding named parameters of given shapes under "blocks.0.conv".
 final class ShapeHolder: Module {

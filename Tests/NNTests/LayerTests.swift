@@ -141,7 +141,7 @@ final class LayerTests: XCTestCase {
             }
         } } }
         let expected = proj(mha.outProj, attn, rows: b * lq).flatMap { $0.map(Float.init) }
-        assertClose(y.scalars, expected, tol: 1e-5, "mha")
+        assertClose(y.scalars, expected, atol: 1e-5, rtol: 1e-5, "mha")
 
         try gradCheck("mha", [x, ctx] + mha.parameters(), maxProbes: 24, seed: 99) { _ in try mha(x, context: ctx, keyPaddingMask: pad) }
         assertThrows(["keyPaddingMask has 3 entries"]) { _ = try mha(x, context: ctx, keyPaddingMask: [true, false, true]) }
@@ -157,13 +157,13 @@ final class LayerTests: XCTestCase {
         let x2 = Tensor(shape: x.shape, storage: x.storage.copy())
         for c in 0..<8 { x2.storage.ptr[4 * 8 + c] += 1 }
         let y2 = try mha(x2, attentionMask: MultiheadAttention.causalMask(5)).scalars
-        assertClose(Array(y2[0..<32]), Array(y[0..<32]), tol: 1e-6, "causal prefix")
+        assertClose(Array(y2[0..<32]), Array(y[0..<32]), atol: 1e-6, rtol: 1e-6, "causal prefix")
         XCTAssertNotEqual(Array(y2[32..<40]), Array(y[32..<40]))
         // A padded key does not influence any output, whatever its value.
         let pad = [false, false, false, false, true]
         let a = try mha(x, context: x, keyPaddingMask: pad).scalars
         let b = try mha(x2, context: x2, keyPaddingMask: pad).scalars
-        assertClose(Array(b[0..<32]), Array(a[0..<32]), tol: 1e-6, "padding")
+        assertClose(Array(b[0..<32]), Array(a[0..<32]), atol: 1e-6, rtol: 1e-6, "padding")
     }
 
     func testSinusoidalTimeEmbedding() throws {

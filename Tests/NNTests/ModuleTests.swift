@@ -112,7 +112,7 @@ final class ModuleTests: XCTestCase {
                 expected.append(s)
             }
         }
-        assertClose(y.scalars, expected, tol: 1e-5, "linear")
+        assertClose(y.scalars, expected, atol: 1e-5, rtol: 1e-5, "linear")
         assertThrows(["Linear", "[2, 3]", "5 features"]) { _ = try lin(randn([2, 3])) }
     }
 

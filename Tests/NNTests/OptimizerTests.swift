@@ -30,11 +30,11 @@ final class OptimizerTests: XCTestCase {
             param.grad = Tensor(g.map(Float.init), shape: [2, 2])
             opt.step()
         }
-        assertClose(param.scalars, p.map(Float.init), tol: 1e-6, "adamw")
+        assertClose(param.scalars, p.map(Float.init), atol: 1e-6, rtol: 1e-6, "adamw")
         XCTAssertEqual(opt.stepCount(of: "w"), 2)
         let st = opt.exportState().entries["w"]!
-        assertClose(st.expAvg.scalars, m.map(Float.init), tol: 1e-6, "exp_avg")
-        assertClose(st.expAvgSq.scalars, v.map(Float.init), tol: 1e-6, "exp_avg_sq")
+        assertClose(st.expAvg.scalars, m.map(Float.init), atol: 1e-6, rtol: 1e-6, "exp_avg")
+        assertClose(st.expAvgSq.scalars, v.map(Float.init), atol: 1e-6, rtol: 1e-6, "exp_avg_sq")
         XCTAssertEqual(st.step, 2)
     }
 
@@ -53,8 +53,7 @@ final class OptimizerTests: XCTestCase {
             param.grad = Tensor(g, shape: [4])
             opt.step()
         }
-        assertClose(param.scalars, [0.4148203730583191, -1.0338425636291504, 1.772852897644043, 0.024751635268330574],
-                    tol: 1e-8, "torch adamw")
+        assertClose(param.scalars, [0.4148203730583191, -1.0338425636291504, 1.772852897644043, 0.024751635268330574], atol: 1e-8, rtol: 1e-8, "torch adamw")
         let st = opt.exportState().entries["p"]!
         XCTAssertEqual(st.expAvg.scalars, [-0.006700000260025263, -0.002199999988079071, -0.11549999564886093, -0.15491899847984314])
         XCTAssertEqual(st.expAvgSq.scalars, [0.0002521600981708616, 5.241004328127019e-05, 0.011735012754797935, 0.0040585012175142765])
@@ -124,10 +123,10 @@ final class OptimizerTests: XCTestCase {
         XCTAssertEqual(ema.shadow[0].scalars, [1, 2])
         p.storage.ptr[0] = 3; p.storage.ptr[1] = 4
         ema.update()
-        assertClose(ema.shadow[0].scalars, [1.2, 2.2], tol: 1e-6, "ema")
+        assertClose(ema.shadow[0].scalars, [1.2, 2.2], atol: 1e-6, rtol: 1e-6, "ema")
         XCTAssertEqual(ema.updates, 2)
         let inside = ema.swapped { p.scalars }
-        assertClose(inside, [1.2, 2.2], tol: 1e-6, "swapped")
+        assertClose(inside, [1.2, 2.2], atol: 1e-6, rtol: 1e-6, "swapped")
         XCTAssertEqual(p.scalars, [3, 4])
 
         let state = ema.exportState()
@@ -180,8 +179,8 @@ final class OptimizerTests: XCTestCase {
         XCTAssertEqual(clipGradNorm([a, b, c], maxNorm: 100), 13, accuracy: 1e-9)
         XCTAssertTrue(a.grad === before, "no clipping below the threshold")
         XCTAssertEqual(clipGradNorm([a, b, c], maxNorm: 6.5), 13, accuracy: 1e-9)
-        assertClose(a.grad!.scalars, [1.5, 2], tol: 1e-6, "clip a")
-        assertClose(b.grad!.scalars, [6], tol: 1e-6, "clip b")
+        assertClose(a.grad!.scalars, [1.5, 2], atol: 1e-6, rtol: 1e-6, "clip a")
+        assertClose(b.grad!.scalars, [6], atol: 1e-6, rtol: 1e-6, "clip b")
         XCTAssertEqual(before.scalars, [3, 4], "the old gradient tensor is not modified in place")
 
         // Leaves of one add share a single gradient tensor; each must be scaled exactly once.
@@ -190,7 +189,7 @@ final class OptimizerTests: XCTestCase {
         try (x + y).backward(Tensor([3, 4], shape: [2]))
         let norm = clipGradNorm([x, y], maxNorm: 1)
         XCTAssertEqual(norm, 50.0.squareRoot(), accuracy: 1e-6)
-        assertClose(x.grad!.scalars, [3 / 50.0.squareRoot(), 4 / 50.0.squareRoot()].map(Float.init), tol: 1e-5, "shared x")
-        assertClose(y.grad!.scalars, x.grad!.scalars, tol: 0, "shared y")
+        assertClose(x.grad!.scalars, [3 / 50.0.squareRoot(), 4 / 50.0.squareRoot()].map(Float.init), atol: 1e-5, rtol: 1e-5, "shared x")
+        assertClose(y.grad!.scalars, x.grad!.scalars, atol: 0, rtol: 0, "shared y")
     }
 }

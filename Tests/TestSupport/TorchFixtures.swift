@@ -1,7 +1,7 @@
 import XCTest
 import Foundation
 import Autograd
-import NN
+import Formats
 import TensorCore
 
 // Reading the PyTorch fixtures that scripts/make_fixtures.py writes into a test target's

@@ -1,0 +1,270 @@
+import Foundation
+import Autograd
+import Datasets
+import Formats
+import Reporting
+import Generation
+import Flow
+import Models
+import TensorCore
+
+// The chain's results table (InstaFlow's ablation at our scale):
+//   teacher and 2-RF at several Euler step counts, the 2-RF's one-step student, the teacher's
+//   one-step student ("direct distillation"), straightness of teacher and 2-RF, images/s, and
+//   each student's distillation error.
+// Every row uses the same noise (item i of eval seed s is itemNoise(s, i)) and the same
+// class-balanced test prompts, and is repeated over the eval seeds (mean ± half the range).
+// The teacher is sampled with the guidance it made its pairs with; the 2-RF and the students
+// with none (the teacher's guidance is in their weights: guidance is applied once per chain).
+// Eval noise never overlaps pair noise (`pairsNoiseSeed`), so the distillation error is
+// measured on fresh noise.
+
+/// The chain's four checkpoints and how to score them. No defaults: the chain builds it from
+/// the config's `eval` and `pairs` sections.
+public struct ChainEvalRequest {
+    public var teacher: String
+    public var reflow: String?
+    public var distill: String?
+    public var directDistill: String?
+    /// Euler step counts of the flows' rows.
+    public var steps: [Int]
+    public var samples: Int
+    public var seeds: [UInt64]
+    /// Classifier-free guidance of the teacher (the guidance its pairs were made with).
+    public var guidance: Float
+    /// Guidance of the 2-RF: 1 when it was trained on guided pairs (the guidance is in its weights).
+    public var reflowGuidance: Float
+    /// Euler steps of the trajectories straightness is measured on.
+    public var straightnessSteps: Int
+    public var batchSize: Int
+    /// Evaluator checkpoint (nil: checkpoints/evaluators/<dataset>.safetensors).
+    public var evaluator: String?
+    /// Where to write sample grids (nil: none), and how many images each holds.
+    public var gridDirectory: String?
+    public var gridCount: Int
+
+    public init(teacher: String, reflow: String?, distill: String?, directDistill: String?, steps: [Int], samples: Int,
+                seeds: [UInt64], guidance: Float, reflowGuidance: Float, straightnessSteps: Int, batchSize: Int,
+                evaluator: String?, gridDirectory: String?, gridCount: Int) {
+        self.teacher = teacher; self.reflow = reflow; self.distill = distill; self.directDistill = directDistill
+        self.steps = steps; self.samples = samples; self.seeds = seeds; self.guidance = guidance
+        self.reflowGuidance = reflowGuidance; self.straightnessSteps = straightnessSteps; self.batchSize = batchSize
+        self.evaluator = evaluator; self.gridDirectory = gridDirectory; self.gridCount = gridCount
+    }
+}
+
+/// One row: a model at a step count, over seeds.
+public struct ChainRow: Codable {
+    public var model: String
+    public var steps: Int
+    public var nfe: Int
+    public var guidance: Float
+    public var promptAccuracy: [Double] = []
+    public var fdFeatures: [Double] = []
+    public var fdPixels: [Double] = []
+    public var imagesPerSecond: [Double] = []
+    /// Students only: MSE between the student's output and its pair-maker's on fresh noise.
+    public var distillError: [Double] = []
+
+    /// Adds one seed's scores (from `scoreSamples`).
+    mutating func add(_ s: (accuracy: Double?, fdFeatures: Double, fdPixels: Double, imagesPerSecond: Double, nfe: Int, images: Tensor)) {
+        if let a = s.accuracy { promptAccuracy.append(a) }
+        fdFeatures.append(s.fdFeatures); fdPixels.append(s.fdPixels)
+        imagesPerSecond.append(s.imagesPerSecond); nfe = s.nfe
+    }
+}
+
+/// Straightness of a flow over seeds (paper's normalisation and per dimension).
+public struct ChainStraightness: Codable {
+    public var model: String
+    public var steps: Int
+    public var guidance: Float
+    public var value: [Double] = []
+    public var perDimension: [Double] = []
+}
+
+public struct ChainTable: Codable {
+    public var dataset: String
+    public var samples: Int
+    public var seeds: [UInt64]
+    public var rows: [ChainRow] = []
+    public var straightness: [ChainStraightness] = []
+    public var grids: [String] = []
+    public var configHash: String = ""
+    /// Evaluator test accuracy (from its metadata), for reading prompt accuracy.
+    public var evaluatorAccuracy: String = ""
+    /// Solver of the rows (nil: Euler, the chain's; optional so older results.json files decode).
+    public var solver: String? = nil
+
+    public func markdown() -> String {
+        var l = ["| model | steps | NFE | guidance | prompt acc. | FD (evaluator) | FD (pixels) | images/s | distill. error |",
+                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in rows {
+            l.append("| \(r.model) | \(r.steps) | \(r.nfe) | \(fmtW(r.guidance)) | \(formatSpread(r.promptAccuracy, digits: 1, percent: true)) | \(formatSpread(r.fdFeatures)) | \(formatSpread(r.fdPixels)) | \(formatSpread(r.imagesPerSecond, digits: 0)) | \(r.distillError.isEmpty ? "" : formatSpread(r.distillError, digits: 4)) |")
+        }
+        if !straightness.isEmpty {
+            l.append("")
+            l.append("| flow | straightness S (Euler trajectory) | S per dimension |")
+            l.append("|---|---:|---:|")
+            for s in straightness {
+                l.append("| \(s.model) (\(s.steps) steps, w=\(fmtW(s.guidance))) | \(formatSpread(s.value, digits: 4)) | \(formatSpread(s.perDimension, digits: 5)) |")
+            }
+        }
+        l.append("")
+        l.append("\(samples) samples per row and seed, seeds \(seeds.map(String.init).joined(separator: ", ")) (mean ± half the range); same noise and prompts in every row. \(solver.map { $0 == "euler" ? "Euler" : $0 } ?? "Euler") solver; FD = Fréchet distance to the \(dataset) test split\(evaluatorAccuracy.isEmpty ? "" : " (evaluator test accuracy \(evaluatorAccuracy))"). Distill. error: MSE between the student's output and the multi-step output of the flow that made its pairs (same solver, steps and guidance) on fresh noise. S = E ∫||(x1 - x0) - dx/dt||² dt (0 = straight).")
+        return l.joined(separator: "\n")
+    }
+
+    public func json() -> String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return String(decoding: (try? enc.encode(self)) ?? Data(), as: UTF8.self)
+    }
+}
+
+private func fmtW(_ w: Float) -> String { w == w.rounded() ? String(format: "%.0f", w) : "\(w)" }
+
+/// Straightness of `model` under guidance `w` on Euler trajectories from `x0`, in batches:
+/// (mean over items of the per-item value, the same per dimension).
+func measureFlowStraightness(_ model: FlowModel, x0: Tensor, prompts: [String], guidance w: Float, steps: Int,
+                             batchSize: Int) throws -> (value: Double, perDimension: Double) {
+    model.eval()
+    defer { model.train() }
+    return try noGrad {
+        var perItem: [Double] = []
+        let n = x0.shape[0]
+        var lo = 0
+        while lo < n {
+            let hi = min(n, lo + batchSize)
+            let v = try guidedVelocity(model, prompts: Array(prompts[lo..<hi]), guidance: w)
+            let (s, _) = try measureStraightness(v, x0: x0.slice(axis: 0, range: lo..<hi), steps: steps)
+            perItem += s.perItem
+            lo = hi
+        }
+        let value = perItem.reduce(0, +) / Double(max(1, perItem.count))
+        return (value, value / Double(x0.count / max(1, n)))
+    }
+}
+
+extension EvalContext {
+    /// Scores the chain's checkpoints (see the top of this file).
+    public func evaluateChain(_ r: ChainEvalRequest) throws -> ChainTable {
+        let ctx = self
+        let (reference, prompts, classes) = (ctx.reference, ctx.prompts, ctx.classes)
+        var table = ChainTable(dataset: ctx.dataset, samples: r.samples, seeds: r.seeds)
+        table.evaluatorAccuracy = ctx.evaluatorAccuracy
+
+        var models: [(label: String, path: String, guidance: Float)] = [("teacher", r.teacher, r.guidance)]
+        if let p = r.reflow { models.append(("2-RF", p, r.reflowGuidance)) }
+        let students: [(label: String, path: String?)] = [("2-RF + distill", r.distill), ("teacher + direct distill", r.directDistill)]
+        let shape = try ctx.load(r.teacher).0.spec.itemShape
+        let noises = r.seeds.map { itemNoise(seed: $0, first: 0, count: r.samples, itemShape: shape) }
+        let gridN = min(r.gridCount, r.samples)
+        let isPoints = shape == [2, 1, 1]
+        func grid(_ images: Tensor, _ name: String) throws {
+            guard let dir = r.gridDirectory else { return }
+            let path = dir + "/eval_\(name).png"
+            if isPoints {
+                try writeSampleImage(path: path, images: images, columns: 1, labels: classes.isEmpty ? nil : classes)
+            } else {
+                try writeSampleImage(path: path, images: images.slice(axis: 0, range: 0..<gridN), columns: 10)
+            }
+            table.grids.append(path)
+        }
+        func slug(_ s: String) -> String {
+            s.lowercased().replacingOccurrences(of: " + ", with: "-").replacingOccurrences(of: " ", with: "-")
+        }
+
+        // Flows at each step count, and their straightness.
+        for (label, path, w) in models {
+            let (model, _) = try ctx.load(path)
+            try warmUp(model, prompts: prompts, guidance: w, batchSize: r.batchSize)
+            for steps in r.steps {
+                var row = ChainRow(model: label, steps: steps, nfe: 0, guidance: w)
+                for (k, seed) in r.seeds.enumerated() {
+                    let s = try scoreSamples(model, solver: Euler(steps: steps), guidance: w, prompts: prompts,
+                                             classes: classes, seed: seed, reference: reference, batchSize: r.batchSize)
+                    row.add(s)
+                    if k == 0 && (steps == 1 || steps == r.steps.max()) { try grid(s.images, "\(slug(label))_\(steps)step") }
+                }
+                table.rows.append(row)
+                Log.info("eval \(label) @\(steps): acc \(formatSpread(row.promptAccuracy, digits: 1, percent: true)), FD \(formatSpread(row.fdFeatures))")
+            }
+            var st = ChainStraightness(model: label, steps: r.straightnessSteps, guidance: w)
+            for (k, _) in r.seeds.enumerated() {
+                let s = try measureFlowStraightness(model, x0: noises[k], prompts: prompts, guidance: w,
+                                                    steps: r.straightnessSteps, batchSize: r.batchSize)
+                st.value.append(s.value); st.perDimension.append(s.perDimension)
+            }
+            table.straightness.append(st)
+            Log.info("straightness \(label): \(formatSpread(st.value, digits: 4))")
+        }
+
+        // Students: k Euler steps without guidance; distillation error against their pair-maker.
+        var makerCache: [String: [Tensor]] = [:]
+        for (label, p) in students {
+            guard let path = p else { continue }
+            let (model, meta) = try ctx.load(path)
+            let k = Int(meta[StudentKey.studentSteps] ?? "1") ?? 1
+            let maker = try pairMakerOutputs(meta: meta, student: path, noises: noises, prompts: prompts,
+                                             batchSize: r.batchSize, cache: &makerCache)
+            try warmUp(model, prompts: prompts, guidance: 1, batchSize: r.batchSize)
+            var row = ChainRow(model: label, steps: k, nfe: 0, guidance: 1)
+            for (i, seed) in r.seeds.enumerated() {
+                let s = try scoreSamples(model, solver: Euler(steps: k), guidance: 1, prompts: prompts, classes: classes,
+                                         seed: seed, reference: reference, batchSize: r.batchSize)
+                row.add(s)
+                if let maker { row.distillError.append(try meanSquaredError(s.images, maker[i])) }
+                if i == 0 { try grid(s.images, "\(slug(label))_\(k)step") }
+            }
+            table.rows.append(row)
+            Log.info("eval \(label) @\(k): acc \(formatSpread(row.promptAccuracy, digits: 1, percent: true)), FD \(formatSpread(row.fdFeatures)), distill error \(formatSpread(row.distillError, digits: 4))")
+        }
+        return table
+    }
+
+    /// The multi-step outputs of the flow that made a student's pairs, on each seed's noise,
+    /// solved as its pairs were (solver, steps or tolerances, guidance from the student's
+    /// metadata). nil when the metadata does not name it or the checkpoint is gone.
+    func pairMakerOutputs(meta: [String: String], student: String, noises: [Tensor], prompts: [String], batchSize: Int,
+                          cache: inout [String: [Tensor]]) throws -> [Tensor]? {
+        let ctx = self
+        guard let makerPath = meta[StudentKey.pairsTeacher], let solverJSON = meta[StudentKey.pairsSolver] else {
+            Log.note("\(student) does not name the flow that made its pairs; no distillation error")
+            return nil
+        }
+        guard FileManager.default.fileExists(atPath: makerPath) else {
+            Log.note("\(makerPath) (the flow that made \(student)'s pairs) is gone; no distillation error")
+            return nil
+        }
+        if let want = meta[StudentKey.pairsTeacherSHA256], try SHA256.hex(file: makerPath) != want {
+            throw ModelError("\(makerPath) changed since it made \(student)'s pairs (SHA-256 differs): the distillation error would compare against another flow; re-run the chain")
+        }
+        let settings: SolverSettings
+        do { settings = try SolverSettings(json: solverJSON) } catch {
+            throw ModelError("\(student): metadata '\(StudentKey.pairsSolver)': \(error)")
+        }
+        guard let w = meta[StudentKey.pairsGuidance].flatMap(Float.init) else {
+            throw ModelError("\(student): metadata '\(StudentKey.pairsGuidance)' is missing or not a number")
+        }
+        let key = "\(makerPath)|\(settings.json)|\(w)"
+        if let c = cache[key] { return c }
+        let (model, _) = try ctx.load(makerPath)
+        let solver = settings.makeSolver()
+        var outs: [Tensor] = []
+        for x0 in noises {
+            outs.append(try generate(model, x0: x0, prompts: prompts, solver: solver, guidance: w, batchSize: batchSize).images)
+        }
+        cache[key] = outs
+        return outs
+    }
+}
+
+/// Mean over all elements of (a - b)^2, in Double.
+func meanSquaredError(_ a: Tensor, _ b: Tensor) throws -> Double {
+    guard a.shape == b.shape else { throw ShapeError(op: "meanSquaredError", "\(a.shape) vs \(b.shape)") }
+    var s = 0.0
+    let pa = a.storage.ptr, pb = b.storage.ptr
+    for i in 0..<a.count { let d = Double(pa[i]) - Double(pb[i]); s += d * d }
+    return s / Double(max(1, a.count))
+}

@@ -1,0 +1,87 @@
+import Foundation
+import Autograd
+import Datasets
+import Generation
+import Reporting
+import Flow
+import Models
+import TensorCore
+
+// reflow-eval: any checkpoints at any step counts, scored like the chain's table (same noise and
+// prompts for every row, repeated over seeds). A flow also gets its straightness; a student (its
+// metadata names the flow that made its pairs) gets its distillation error at its own step count.
+
+public struct EvalRequest {
+    public var checkpoints: [(label: String, path: String)]
+    /// Solver step counts, one row each.
+    public var steps: [Int]
+    public var samples: Int
+    public var seeds: [UInt64]
+    /// A fixed-step solver (an adaptive one has no step count to put in a row).
+    public var solver: SolverKind
+    public var guidance: Float
+    /// Euler steps of the trajectories straightness is measured on (0 = skip).
+    public var straightnessSteps: Int
+    public var batchSize: Int
+
+    /// No defaults: reflow-eval builds it from the config's `eval` section.
+    public init(checkpoints: [(label: String, path: String)], steps: [Int], samples: Int, seeds: [UInt64],
+                solver: SolverKind, guidance: Float, straightnessSteps: Int, batchSize: Int) throws {
+        guard solver != .dopri5 else {
+            throw FlowError(op: "eval", "solver dopri5 is adaptive and has no step count; score with euler, heun or rk4")
+        }
+        self.checkpoints = checkpoints; self.steps = steps; self.samples = samples; self.seeds = seeds
+        self.solver = solver; self.guidance = guidance; self.straightnessSteps = straightnessSteps; self.batchSize = batchSize
+    }
+}
+
+extension EvalContext {
+    /// Scores checkpoints at several step counts on the same noise and prompts.
+    public func evaluate(_ r: EvalRequest) throws -> ChainTable {
+        let ctx = self
+        let (reference, prompts, classes) = (ctx.reference, ctx.prompts, ctx.classes)
+        var table = ChainTable(dataset: ctx.dataset, samples: r.samples, seeds: r.seeds)
+        table.solver = r.solver.rawValue
+        table.evaluatorAccuracy = ctx.evaluatorAccuracy
+        var makerCache: [String: [Tensor]] = [:]
+        for (label, path) in r.checkpoints {
+            let (model, meta) = try ctx.load(path)
+            let noises = r.seeds.map { itemNoise(seed: $0, first: 0, count: r.samples, itemShape: model.spec.itemShape) }
+            // A student is scored against its pair-maker at the step count it was trained for (with
+            // Euler, as it was trained); the maker's multi-step outputs are costly, so only then.
+            let studentSteps = meta[StudentKey.studentSteps].flatMap { Int($0) }
+            let scoresDistillation = studentSteps.map { r.steps.contains($0) } == true && r.solver == .euler
+            let maker = !scoresDistillation ? nil
+                : try pairMakerOutputs(meta: meta, student: path, noises: noises, prompts: prompts,
+                                       batchSize: r.batchSize, cache: &makerCache)
+            try warmUp(model, prompts: prompts, guidance: r.guidance, batchSize: r.batchSize)
+            for steps in r.steps {
+                var row = ChainRow(model: label, steps: steps, nfe: 0, guidance: r.guidance)
+                for (k, seed) in r.seeds.enumerated() {
+                    let s = try scoreSamples(model, solver: SolverSettings(kind: r.solver, steps: steps, rtol: 0, atol: 0).makeSolver(), guidance: r.guidance,
+                                             prompts: prompts, classes: classes, seed: seed, reference: reference,
+                                             batchSize: r.batchSize)
+                    row.add(s)
+                    if let maker, steps == studentSteps {
+                        row.distillError.append(try meanSquaredError(s.images, maker[k]))
+                    }
+                }
+                table.rows.append(row)
+                Log.info("eval \(label) @\(steps): acc \(formatSpread(row.promptAccuracy, digits: 1, percent: true)), FD \(formatSpread(row.fdFeatures))"
+                    + (row.distillError.isEmpty ? "" : ", distill error \(formatSpread(row.distillError, digits: 4))"))
+            }
+            // Straightness is a property of a flow's ODE; a student is not meant to be integrated finely.
+            if r.straightnessSteps > 0 && studentSteps == nil {
+                var st = ChainStraightness(model: label, steps: r.straightnessSteps, guidance: r.guidance)
+                for x0 in noises {
+                    let s = try measureFlowStraightness(model, x0: x0, prompts: prompts, guidance: r.guidance,
+                                                        steps: r.straightnessSteps, batchSize: r.batchSize)
+                    st.value.append(s.value); st.perDimension.append(s.perDimension)
+                }
+                table.straightness.append(st)
+                Log.info("straightness \(label): \(formatSpread(st.value, digits: 4))")
+            }
+        }
+        return table
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import Formats
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A file-system error with the path and the OS's reason.
+public struct RunFolderError: Error, CustomStringConvertible, LocalizedError {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+    public var errorDescription: String? { message }
+
+    static func system(_ what: String, _ path: String) -> RunFolderError {
+        RunFolderError("\(what) \(path): \(String(cString: strerror(errno)))")
+    }
+}
+
+/// The folder of one run, `<root>/<name>/`:
+///
+///     config.yaml      resolved config snapshot
+///     metrics.jsonl    one JSON object per line
+///     samples/         sample grids (PNG)
+///     checkpoints/     weights and resume state
+///     results.md       the results table
+///
+/// An existing folder is reused (a resumed run appends to its metrics).
+public struct RunFolder: CustomStringConvertible {
+    /// `<root>/<name>`.
+    public let path: String
+
+    /// Creates the folder and its `samples/` and `checkpoints/` (and any missing parents).
+    public init(root: String, name: String) throws {
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+        guard !name.isEmpty, !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
+            throw RunFolderError("invalid run name '\(name)'")
+        }
+        path = root.isEmpty ? name : (root.hasSuffix("/") ? root + name : root + "/" + name)
+        for dir in [path, samplesPath, checkpointsPath] {
+            do {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            } catch {
+                throw RunFolderError("cannot create \(dir): \(error.localizedDescription)")
+            }
+        }
+    }
+
+    public var configPath: String { file("config.yaml") }
+    public var metricsPath: String { file("metrics.jsonl") }
+    public var samplesPath: String { file("samples") }
+    public var checkpointsPath: String { file("checkpoints") }
+    public var resultsPath: String { file("results.md") }
+
+    /// A path inside the run folder.
+    public func file(_ relative: String) -> String { path + "/" + relative }
+
+    /// Writes the config snapshot (e.g. `dumpConfig(config)`) atomically.
+    public func writeConfig(_ yaml: String) throws { try atomicWrite(yaml, to: configPath) }
+
+    /// Writes the results table atomically.
+    public func writeResults(_ markdown: String) throws { try atomicWrite(markdown, to: resultsPath) }
+
+    /// Opens `metrics.jsonl` for appending.
+    public func openMetrics() throws -> MetricsLog { try MetricsLog(path: metricsPath) }
+
+    public var description: String { path }
+}

@@ -1,0 +1,231 @@
+import Foundation
+import Autograd
+import Datasets
+import Formats
+import Generation
+import Reporting
+import Flow
+import Models
+import NN
+import TensorCore
+
+/// Where a training step's batch comes from. Deterministic in `step`: a resumed run sees
+/// exactly the batches an uninterrupted one would.
+public protocol TrainingSource {
+    var itemShape: [Int] { get }
+    func batch(step: Int, size: Int) throws -> (x0: Tensor, x1: Tensor, captions: [String])
+}
+
+/// Indices of an endless sequence of epochs, each a fresh permutation of 0..<count.
+public struct EpochSampler {
+    public let count: Int, seed: UInt64
+    private var cache: (epoch: Int, perm: [Int])? = nil
+
+    public init(count: Int, seed: UInt64) { self.count = count; self.seed = seed }
+
+    public mutating func indices(step: Int, size: Int) -> [Int] {
+        var out: [Int] = []
+        out.reserveCapacity(size)
+        for j in 0..<size {
+            let p = step * size + j
+            let epoch = p / count
+            if cache?.epoch != epoch {
+                var rng = RNG(seed: seed, counter: UInt64(epoch))
+                cache = (epoch, rng.permutation(count))
+            }
+            out.append(cache!.perm[p % count])
+        }
+        return out
+    }
+}
+
+/// 1-rectified flow data: x1 from the dataset, x0 independent Gaussian noise.
+public final class DatasetSource: TrainingSource {
+    public let dataset: Dataset
+    let seed: UInt64
+    var sampler: EpochSampler
+
+    public init(dataset: Dataset, seed: UInt64) {
+        self.dataset = dataset
+        self.seed = seed
+        sampler = EpochSampler(count: dataset.count, seed: seed &+ 0x5EED_DA7A)
+    }
+
+    public var itemShape: [Int] { dataset.itemShape }
+
+    public func batch(step: Int, size: Int) throws -> (x0: Tensor, x1: Tensor, captions: [String]) {
+        let idx = sampler.indices(step: step, size: size)
+        let b = try dataset.batch(indices: idx)
+        let x1 = Tensor(shape: b.shape, storage: b.images)
+        let noise = Storage(uninitializedCount: x1.count)
+        Philox(seed: seed &+ 0x0157_0000).fillNormal(noise.ptr, count: noise.count, stream: UInt64(step))
+        return (Tensor(shape: b.shape, storage: noise), x1, b.captions)
+    }
+}
+
+/// What a stage optimises.
+public enum Objective {
+    /// Regress v(x_t, t) on x1 - x0 along the straight line (teacher and reflow stages).
+    case rectifiedFlow(TimeSampler)
+    /// Student prediction x_t + (1 - t) v(x_t, t) against x1 (t = 0: one-step distillation).
+    case distill(TimeSampler, DistillationLoss)
+}
+
+public struct TrainerOptions {
+    public var stage: String
+    public var section: TrainSettings
+    public var seed: UInt64
+    public var run: RunFolder
+    public var samplePrompts: [String]
+    public var sampleSolver: ODESolver
+    public var sampleGuidance: Float
+    public var gridColumns: Int
+    /// Stop (as if killed) after this step: used by tests of resume.
+    public var stopAfter: Int? = nil
+    /// Extra metadata for the stage's checkpoints (e.g. the chain's `config_hash`, the pairs a
+    /// student was distilled from).
+    public var metadata: [String: String] = [:]
+
+    public init(stage: String, section: TrainSettings, seed: UInt64, run: RunFolder, samplePrompts: [String],
+                sampleSolver: ODESolver, sampleGuidance: Float, gridColumns: Int) {
+        self.stage = stage; self.section = section; self.seed = seed; self.run = run
+        self.samplePrompts = samplePrompts; self.sampleSolver = sampleSolver
+        self.sampleGuidance = sampleGuidance; self.gridColumns = gridColumns
+    }
+}
+
+/// The training loop shared by every stage: AdamW with warmup and decay, gradient clipping,
+/// EMA, caption dropout, metrics, sample grids, and atomic checkpoints that resume exactly
+/// (all randomness is a function of (seed, step), so model, optimizer, EMA and the step are
+/// the whole state).
+public final class Trainer {
+    public let model: FlowModel
+    public let source: TrainingSource
+    public let objective: Objective
+    public let options: TrainerOptions
+    let optimizer: AdamW
+    let ema: EMA?
+    let schedule: LRSchedule
+
+    public init(model: FlowModel, source: TrainingSource, objective: Objective, options: TrainerOptions) {
+        self.model = model; self.source = source; self.objective = objective; self.options = options
+        let s = options.section
+        optimizer = AdamW(model.namedParameters(), lr: s.schedule.base, weightDecay: Double(s.weightDecay))
+        ema = s.emaDecay > 0 ? EMA(model.namedParameters(), decay: s.emaDecay) : nil
+        schedule = s.schedule
+    }
+
+    public var checkpointURL: URL { URL(fileURLWithPath: options.run.checkpointsPath + "/\(options.stage).last.safetensors") }
+    /// The stage's product: EMA weights (or raw weights without EMA) after the last step.
+    public var outputURL: URL { URL(fileURLWithPath: options.run.file("\(options.stage).safetensors")) }
+
+    /// Trains to `section.steps`, resuming from the last checkpoint when `resume` is set and one
+    /// exists. Returns the output checkpoint's URL.
+    @discardableResult
+    public func run(resume: Bool) throws -> URL {
+        let s = options.section
+        var start = 0
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: options.run.checkpointsPath, withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: options.run.samplesPath, withIntermediateDirectories: true)
+        if resume && fm.fileExists(atPath: checkpointURL.path) {
+            let (meta, state) = try loadTrainingCheckpoint(into: model, from: checkpointURL)
+            if let spec = meta["model_spec"], spec != model.spec.json() {
+                throw ModelError("checkpoint \(checkpointURL.path) was made for another model (\(spec)); remove it or drop --resume")
+            }
+            if let opt = state.optimizer { try optimizer.importState(opt) }
+            if let e = state.ema, let ema { try ema.importState(e) }
+            start = state.step
+            try MetricsLog.truncate(path: options.run.metricsPath, afterStep: start, stage: options.stage)
+            Log.info("resuming \(options.stage) from step \(start) (\(checkpointURL.path))")
+        } else if !resume && fm.fileExists(atPath: checkpointURL.path) {
+            Log.note("starting \(options.stage) from scratch; pass --resume to continue \(checkpointURL.path)")
+        }
+        let metrics = try options.run.openMetrics()
+        let progress = Progress(total: s.steps, label: options.stage, startStep: start,
+                                output: nil)
+        let params = model.parameters()
+        var lastLoss = Double.nan
+        var step = start
+        let started = Date()
+        while step < s.steps {
+            optimizer.lr = schedule.lr(at: step)
+            let loss = try trainStep(step: step)
+            let gnorm = s.gradClip > 0 ? clipGradNorm(params, maxNorm: Double(s.gradClip)) : gradNorm(params)
+            optimizer.step()
+            optimizer.zeroGrad()
+            ema?.update()
+            step += 1
+            lastLoss = Double(loss)
+            guard lastLoss.isFinite else {
+                throw ModelError("\(options.stage): loss became \(lastLoss) at step \(step); lower lr (now \(optimizer.lr)) or check the data")
+            }
+            if step % s.logEvery == 0 || step == s.steps {
+                let elapsed = Date().timeIntervalSince(started)
+                try metrics.log(step: step, [("loss", lastLoss), ("grad_norm", gnorm), ("lr", optimizer.lr),
+                                             ("steps_per_s", Double(step - start) / max(elapsed, 1e-9))],
+                                extra: [("stage", .string(options.stage))])
+            }
+            progress.update(step: step, values: [("loss", lastLoss), ("lr", optimizer.lr)])
+            if s.sampleEvery > 0 && step % s.sampleEvery == 0 && step < s.steps { try writeSamples(step: step) }
+            if s.checkpointEvery > 0 && step % s.checkpointEvery == 0 && step < s.steps { try saveCheckpoint(step: step) }
+            if let stop = options.stopAfter, step >= stop { progress.finish(); return checkpointURL }
+        }
+        progress.finish()
+        try saveCheckpoint(step: step)
+        try writeSamples(step: step)
+        try withEMA { try model.save(to: outputURL, stage: options.stage, step: step, extra: options.metadata) }
+        return outputURL
+    }
+
+    /// One forward/backward pass; returns the loss value.
+    func trainStep(step: Int) throws -> Float {
+        let s = options.section
+        let (x0, x1, batchCaptions) = try source.batch(step: step, size: s.batchSize)
+        var captions = batchCaptions
+        let n = captions.count
+        var rng = RNG(seed: options.seed &+ 0x7133, counter: UInt64(step) << 8)
+        if s.captionDropout > 0 {
+            let u = Storage(uninitializedCount: n)
+            rng.uniform(u.ptr, count: n)
+            for i in 0..<n where u.ptr[i] < s.captionDropout { captions[i] = "" }
+        }
+        model.train()
+        let text = try model.encode(captions)
+        let v: Velocity = { x, t in try self.model.velocity(x, t: t, text: text) }
+        let loss: Tensor
+        switch objective {
+        case .rectifiedFlow(let sampler):
+            let t = try sampler.sample(n, rng: &rng)
+            loss = try rectifiedFlowLoss(model: v, x0: x0, x1: x1, t: t)
+        case .distill(let sampler, let dl):
+            let t = try sampler.sample(n, rng: &rng)
+            loss = try distillationLoss(model: v, x0: x0, x1: x1, t: t, loss: dl)
+        }
+        loss.backward()
+        return loss.item
+    }
+
+    func saveCheckpoint(step: Int) throws {
+        let state = TrainingState(step: step, optimizer: optimizer.exportState(), ema: ema?.exportState())
+        try saveTrainingCheckpoint(model, state: state, metadata: model.metadata(stage: options.stage, step: step, extra: options.metadata),
+                                   to: checkpointURL)
+    }
+
+    func withEMA<T>(_ body: () throws -> T) rethrows -> T {
+        guard let ema else { return try body() }
+        return try ema.swapped(body)
+    }
+
+    func writeSamples(step: Int) throws {
+        let prompts = options.samplePrompts
+        guard !prompts.isEmpty else { return }
+        let x0 = itemNoise(seed: options.seed &+ 0x5A3F1E, first: 0, count: prompts.count, itemShape: source.itemShape)
+        let imgs = try withEMA {
+            try generate(model, x0: x0, prompts: prompts, solver: options.sampleSolver, guidance: options.sampleGuidance).images
+        }
+        let path = options.run.samplesPath + "/\(options.stage)_\(String(format: "%06d", step)).png"
+        try writeSampleImage(path: path, images: imgs, columns: options.gridColumns)
+    }
+
+}

@@ -1,0 +1,297 @@
+import CHDF5
+import Foundation
+import Formats
+
+/// Thin helpers over the HDF5 C API for the triplet store. Everything here runs inside `H5.run`,
+/// which serialises our calls (one reader may prefetch while a writer appends) and turns off
+/// HDF5's automatic error-stack printing: failures become `DataError`s that carry HDF5's own
+/// innermost message instead of a page of stderr.
+enum H5 {
+    private static let lock = NSRecursiveLock()
+
+    static func run<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        // Per thread in a thread-safe HDF5 build (Debian's is), so set it on every entry.
+        H5Eset_auto2(rf_H5E_DEFAULT(), nil, nil)
+        return try body()
+    }
+
+    /// The HDF5 error stack as "outer call: innermost cause", then cleared.
+    static func takeError() -> String {
+        final class Box { var messages: [String] = [] }
+        let box = Box()
+        let walker: H5E_walk2_t = { _, desc, data in
+            guard let desc, let data else { return 0 }
+            let box = Unmanaged<Box>.fromOpaque(data).takeUnretainedValue()
+            if let d = desc.pointee.desc {
+                let s = String(cString: d)
+                if !s.isEmpty { box.messages.append(s) }
+            }
+            return 0
+        }
+        _ = withExtendedLifetime(box) {
+            H5Ewalk2(rf_H5E_DEFAULT(), H5E_WALK_DOWNWARD, walker, Unmanaged.passUnretained(box).toOpaque())
+        }
+        H5Eclear2(rf_H5E_DEFAULT())
+        guard let first = box.messages.first else { return "unknown HDF5 error" }
+        if let last = box.messages.last, box.messages.count > 1 { return "\(first) (\(last))" }
+        return first
+    }
+
+    /// Throws a `DataError` "<path>: <what> (<HDF5 message>)" when `status` is negative.
+    @discardableResult
+    static func check<T: BinaryInteger>(_ status: T, _ path: String, _ what: @autoclosure () -> String) throws -> T {
+        if status < 0 { throw DataError("\(path): \(what()): \(takeError())") }
+        return status
+    }
+
+    // MARK: Files
+
+    /// Opens an existing HDF5 file, telling "missing", "not HDF5" and "HDF5 but unreadable" apart.
+    static func openFile(_ path: String, write: Bool) throws -> hid_t {
+        guard FileManager.default.fileExists(atPath: path) else { throw DataError("\(path): no such file") }
+        let isHDF5 = H5Fis_hdf5(path)
+        if isHDF5 == 0 {
+            throw DataError("\(path): not an HDF5 file (no HDF5 signature found: another format, or corrupt)")
+        }
+        if isHDF5 < 0 { throw DataError("\(path): cannot read the file: \(takeError())") }
+        let file = H5Fopen(path, write ? rf_H5F_ACC_RDWR() : rf_H5F_ACC_RDONLY(), rf_H5P_DEFAULT())
+        if file < 0 {
+            throw DataError("\(path): cannot open the HDF5 file (corrupt or truncated, or held open for "
+                + "writing by another process): \(takeError())")
+        }
+        return file
+    }
+
+    // MARK: Attributes
+
+    static func hasAttribute(_ obj: hid_t, _ name: String) -> Bool { H5Aexists(obj, name) > 0 }
+
+    /// Names of all attributes of `obj`, in name order.
+    static func attributeNames(_ obj: hid_t, _ path: String) throws -> [String] {
+        final class Box { var names: [String] = [] }
+        let box = Box()
+        let visit: H5A_operator2_t = { _, name, _, data in
+            guard let name, let data else { return 0 }
+            Unmanaged<Box>.fromOpaque(data).takeUnretainedValue().names.append(String(cString: name))
+            return 0
+        }
+        var index: hsize_t = 0
+        let rc = withExtendedLifetime(box) {
+            H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_INC, &index, visit, Unmanaged.passUnretained(box).toOpaque())
+        }
+        try check(rc, path, "cannot list attributes")
+        return box.names
+    }
+
+    /// A scalar string attribute (variable- or fixed-length), nil when absent or not a string.
+    static func readString(_ obj: hid_t, _ name: String, _ path: String) throws -> String? {
+        guard hasAttribute(obj, name) else { return nil }
+        let attr = try check(H5Aopen(obj, name, rf_H5P_DEFAULT()), path, "cannot open attribute '\(name)'")
+        defer { H5Aclose(attr) }
+        let ftype = try check(H5Aget_type(attr), path, "cannot read the type of attribute '\(name)'")
+        defer { H5Tclose(ftype) }
+        guard H5Tget_class(ftype) == H5T_STRING else { return nil }
+        let space = H5Aget_space(attr)
+        defer { H5Sclose(space) }
+        guard H5Sget_simple_extent_npoints(space) == 1 else { return nil }
+        if H5Tis_variable_str(ftype) > 0 {
+            // HDF5 converts no string between character sets: read in the file's own.
+            let mtype = variableStringType(cset: H5Tget_cset(ftype))
+            defer { H5Tclose(mtype) }
+            var p: UnsafeMutablePointer<CChar>? = nil
+            try check(H5Aread(attr, mtype, &p), path, "cannot read attribute '\(name)'")
+            defer { if p != nil { H5free_memory(p) } }
+            return p.map { String(cString: $0) } ?? ""
+        } else {
+            let size = H5Tget_size(ftype)
+            let mtype = H5Tcopy(rf_H5T_C_S1())
+            defer { H5Tclose(mtype) }
+            H5Tset_size(mtype, size + 1)
+            H5Tset_strpad(mtype, H5T_STR_NULLTERM)
+            var buf = [CChar](repeating: 0, count: size + 1)
+            try check(H5Aread(attr, mtype, &buf), path, "cannot read attribute '\(name)'")
+            return String(cString: buf)
+        }
+    }
+
+    /// Creates or replaces a scalar variable-length UTF-8 string attribute (what h5py reads as `str`).
+    static func writeString(_ obj: hid_t, _ name: String, _ value: String, _ path: String) throws {
+        if hasAttribute(obj, name) { try check(H5Adelete(obj, name), path, "cannot replace attribute '\(name)'") }
+        let type = variableStringType()
+        defer { H5Tclose(type) }
+        let space = H5Screate(H5S_SCALAR)
+        defer { H5Sclose(space) }
+        let attr = try check(H5Acreate2(obj, name, type, space, rf_H5P_DEFAULT(), rf_H5P_DEFAULT()),
+                             path, "cannot create attribute '\(name)'")
+        defer { H5Aclose(attr) }
+        try value.withCString { s in
+            var p: UnsafePointer<CChar>? = s
+            try check(H5Awrite(attr, type, &p), path, "cannot write attribute '\(name)'")
+        }
+    }
+
+    /// A scalar integer attribute, nil when absent or not an integer.
+    static func readInt(_ obj: hid_t, _ name: String, _ path: String) throws -> Int? {
+        guard hasAttribute(obj, name) else { return nil }
+        let attr = try check(H5Aopen(obj, name, rf_H5P_DEFAULT()), path, "cannot open attribute '\(name)'")
+        defer { H5Aclose(attr) }
+        let ftype = H5Aget_type(attr)
+        defer { H5Tclose(ftype) }
+        let space = H5Aget_space(attr)
+        defer { H5Sclose(space) }
+        guard H5Tget_class(ftype) == H5T_INTEGER, H5Sget_simple_extent_npoints(space) == 1 else { return nil }
+        var v: Int64 = 0
+        try check(H5Aread(attr, rf_H5T_NATIVE_INT64(), &v), path, "cannot read attribute '\(name)'")
+        return Int(v)
+    }
+
+    /// Writes a scalar int64 attribute in place (creating it the first time). In place matters:
+    /// the value lives in the object header and is rewritten without moving anything else.
+    static func writeInt(_ obj: hid_t, _ name: String, _ value: Int, _ path: String) throws {
+        let attr: hid_t
+        if hasAttribute(obj, name) {
+            attr = try check(H5Aopen(obj, name, rf_H5P_DEFAULT()), path, "cannot open attribute '\(name)'")
+        } else {
+            let space = H5Screate(H5S_SCALAR)
+            defer { H5Sclose(space) }
+            attr = try check(H5Acreate2(obj, name, rf_H5T_STD_I64LE(), space, rf_H5P_DEFAULT(), rf_H5P_DEFAULT()),
+                             path, "cannot create attribute '\(name)'")
+        }
+        defer { H5Aclose(attr) }
+        var v = Int64(value)
+        try check(H5Awrite(attr, rf_H5T_NATIVE_INT64(), &v), path, "cannot write attribute '\(name)'")
+    }
+
+    // MARK: Types and datasets
+
+    /// Variable-length, NUL-terminated UTF-8 string type (caller closes).
+    static func variableStringType(cset: H5T_cset_t = H5T_CSET_UTF8) -> hid_t {
+        let t = H5Tcopy(rf_H5T_C_S1())
+        H5Tset_size(t, rf_H5T_VARIABLE())
+        H5Tset_cset(t, cset == H5T_CSET_ASCII ? H5T_CSET_ASCII : H5T_CSET_UTF8)
+        H5Tset_strpad(t, H5T_STR_NULLTERM)
+        return t
+    }
+
+    static func dims(_ dset: hid_t) -> (dims: [Int], max: [Int]) {
+        let space = H5Dget_space(dset)
+        defer { H5Sclose(space) }
+        let rank = Int(H5Sget_simple_extent_ndims(space))
+        guard rank > 0 else { return ([], []) }
+        var d = [hsize_t](repeating: 0, count: rank), m = [hsize_t](repeating: 0, count: rank)
+        H5Sget_simple_extent_dims(space, &d, &m)
+        return (d.map { Int($0) }, m.map { $0 == rf_H5S_UNLIMITED() ? -1 : Int($0) })
+    }
+
+    /// Sets the first dimension of `dset` to `rows`, keeping the others.
+    static func setRows(_ dset: hid_t, _ rows: Int, _ path: String, _ name: String) throws {
+        var d = dims(dset).dims.map { hsize_t($0) }
+        d[0] = hsize_t(rows)
+        try check(H5Dset_extent(dset, &d), path, "cannot resize '\(name)' to \(rows) rows")
+    }
+
+    /// A hyperslab of rows [start, start + rows) of `dset` (rank = `itemShape.count + 1`), with a
+    /// matching memory space; the caller closes both.
+    static func rowSelection(_ dset: hid_t, start: Int, rows: Int, itemShape: [Int]) -> (file: hid_t, mem: hid_t) {
+        let file = H5Dget_space(dset)
+        var offset = [hsize_t](repeating: 0, count: itemShape.count + 1)
+        offset[0] = hsize_t(start)
+        var count = ([rows] + itemShape).map { hsize_t($0) }
+        H5Sselect_hyperslab(file, H5S_SELECT_SET, &offset, nil, &count, nil)
+        let mem = H5Screate_simple(Int32(count.count), &count, nil)
+        return (file, mem)
+    }
+
+    static func writeFloats(_ dset: hid_t, start: Int, rows: Int, itemShape: [Int], _ data: UnsafePointer<Float>,
+                            _ path: String, _ name: String) throws {
+        let sel = rowSelection(dset, start: start, rows: rows, itemShape: itemShape)
+        defer { H5Sclose(sel.file); H5Sclose(sel.mem) }
+        try check(H5Dwrite(dset, rf_H5T_NATIVE_FLOAT(), sel.mem, sel.file, rf_H5P_DEFAULT(), data),
+                  path, "cannot write rows \(start)..<\(start + rows) of '\(name)'")
+    }
+
+    static func readFloats(_ dset: hid_t, start: Int, rows: Int, itemShape: [Int], _ out: UnsafeMutablePointer<Float>,
+                           _ path: String, _ name: String) throws {
+        let sel = rowSelection(dset, start: start, rows: rows, itemShape: itemShape)
+        defer { H5Sclose(sel.file); H5Sclose(sel.mem) }
+        try check(H5Dread(dset, rf_H5T_NATIVE_FLOAT(), sel.mem, sel.file, rf_H5P_DEFAULT(), out),
+                  path, "cannot read rows \(start)..<\(start + rows) of '\(name)' (corrupt data?)")
+    }
+
+    static func writeStrings(_ dset: hid_t, start: Int, _ strings: [String], _ path: String, _ name: String) throws {
+        // HDF5 wants an array of C string pointers; strdup keeps each alive through the write.
+        var ptrs: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+        defer { for p in ptrs { free(p) } }
+        let type = variableStringType()
+        defer { H5Tclose(type) }
+        let sel = rowSelection(dset, start: start, rows: strings.count, itemShape: [])
+        defer { H5Sclose(sel.file); H5Sclose(sel.mem) }
+        try check(H5Dwrite(dset, type, sel.mem, sel.file, rf_H5P_DEFAULT(), &ptrs),
+                  path, "cannot write rows \(start)..<\(start + strings.count) of '\(name)'")
+    }
+
+    static func readStrings(_ dset: hid_t, start: Int, rows: Int, _ path: String, _ name: String) throws -> [String] {
+        if rows == 0 { return [] }
+        var ptrs = [UnsafeMutablePointer<CChar>?](repeating: nil, count: rows)
+        let ftype = H5Dget_type(dset)
+        let cset = H5Tget_cset(ftype)
+        H5Tclose(ftype)
+        let type = variableStringType(cset: cset)
+        defer { H5Tclose(type) }
+        let sel = rowSelection(dset, start: start, rows: rows, itemShape: [])
+        defer { H5Sclose(sel.file); H5Sclose(sel.mem) }
+        try check(H5Dread(dset, type, sel.mem, sel.file, rf_H5P_DEFAULT(), &ptrs),
+                  path, "cannot read rows \(start)..<\(start + rows) of '\(name)' (corrupt data?)")
+        let out = ptrs.map { $0.map { String(cString: $0) } ?? "" }
+        H5Dvlen_reclaim(type, sel.mem, rf_H5P_DEFAULT(), &ptrs)
+        return out
+    }
+}
+
+extension H5 {
+    /// The chunk length along the first dimension of a chunked dataset, nil when not chunked.
+    static func chunkRows(_ dset: hid_t) -> Int? {
+        let dcpl = H5Dget_create_plist(dset)
+        defer { H5Pclose(dcpl) }
+        guard H5Pget_layout(dcpl) == H5D_CHUNKED else { return nil }
+        var dims = [hsize_t](repeating: 0, count: 8)
+        let rank = H5Pget_chunk(dcpl, 8, &dims)
+        return rank > 0 ? Int(dims[0]) : nil
+    }
+}
+
+/// The few bytes of the HDF5 superblock (versions 0 and 1, what HDF5 writes by default) that a
+/// resuming writer needs to touch. File format spec, "Superblock": signature (8 bytes), version
+/// numbers (8), B-tree K values and flags (8, plus 4 in version 1), then the base address, the
+/// free-space address, the end-of-file address and the driver-info address, each "size of
+/// offsets" bytes, little-endian.
+enum Superblock {
+    /// Makes HDF5's end-of-allocation cover the whole physical file, as `h5clear --increment`
+    /// does. A writer killed mid-flush may have written blocks past the end address recorded in
+    /// the superblock; left alone, a reopened writer would allocate new space over them, and
+    /// when committed metadata already points there (a B-tree node split in that flush), over
+    /// committed rows. Moving the end address up only leaks the extra bytes. Files with another
+    /// superblock version, a user block or a base address are left alone.
+    static func coverPhysicalSize(_ path: String) throws {
+        let fd = open(path, O_RDWR)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        // HDF5 holds this lock while a writer has the file open: then leave the file to it.
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return }
+        var head = [UInt8](repeating: 0, count: 64)
+        guard pread(fd, &head, 64, 0) == 64 else { return }
+        let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+        guard Array(head[0..<8]) == signature, head[8] <= 1, head[13] == 8 else { return }
+        let fieldStart = head[8] == 0 ? 24 : 28
+        func u64(_ at: Int) -> UInt64 { (0..<8).reduce(UInt64(0)) { $0 | UInt64(head[at + $1]) << (8 * UInt64($1)) } }
+        let base = u64(fieldStart), eoa = u64(fieldStart + 16)
+        var st = stat()
+        guard base == 0, fstat(fd, &st) == 0, UInt64(st.st_size) > eoa else { return }
+        var bytes = (0..<8).map { UInt8(truncatingIfNeeded: UInt64(st.st_size) >> (8 * UInt64($0))) }
+        guard pwrite(fd, &bytes, 8, off_t(fieldStart + 16)) == 8 else {
+            throw DataError("\(path): cannot update the HDF5 end-of-file address: \(String(cString: strerror(errno)))")
+        }
+    }
+}
