@@ -7,18 +7,7 @@ import XCTest
 import TestSupport
 
 /// Kill -9 of a writer: the file opens with whole rows and resumes (fixtures in TripletStoreTests.swift).
-final class TripletCrashTests: XCTestCase {
-    var dir = ""
-    let attrs = ["teacher_checkpoint": "runs/teacher/step-1000.safetensors", "teacher_sha256": "abc123",
-                 "solver": "rk4", "steps": "32", "guidance": "1.5", "seed": "42"]
-
-    override func setUpWithError() throws {
-        dir = NSTemporaryDirectory() + "triplets-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
-
+final class TripletCrashTests: TripletTestCase {
     /// A writer killed with SIGKILL mid-run leaves a file that opens and holds only complete rows;
     /// a resumed writer continues from there. The child is this test binary re-run on
     /// `testCrashChild`, which writes batches until killed.

@@ -33,7 +33,8 @@ enum Rows {
     }
 }
 
-final class TripletStoreTests: XCTestCase {
+/// A fresh folder per test and the writer attributes every test file carries.
+class TripletTestCase: XCTestCase {
     var dir = ""
     let attrs = ["teacher_checkpoint": "runs/teacher/step-1000.safetensors", "teacher_sha256": "abc123",
                  "solver": "rk4", "steps": "32", "guidance": "1.5", "seed": "42"]
@@ -44,6 +45,9 @@ final class TripletStoreTests: XCTestCase {
     }
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
+}
+
+final class TripletStoreTests: TripletTestCase {
 
     private func assertError(_ body: @autoclosure () throws -> Any, contains parts: [String],
                              file: StaticString = #filePath, line: UInt = #line) {
