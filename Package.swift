@@ -9,7 +9,7 @@ let fast: [SwiftSetting] = [
 ]
 
 // What every thin command-line tool links.
-let tool: [Target.Dependency] = ["Experiments", "ReflowCLI", "ConfigKit", "Generation", "Reporting", "Flow", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+let tool: [Target.Dependency] = ["Experiments", "ReflowCLI", "ConfigKit", "Generation", "Reporting", "Flow", "Models", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
 
 let package = Package(
     name: "Reflow",
@@ -77,7 +77,7 @@ let package = Package(
 
         // Command-line flags shared by the tools.
         .target(name: "ReflowCLI",
-                dependencies: ["Experiments", "ConfigKit", "Reporting", "Flow",
+                dependencies: ["Experiments", "ConfigKit", "Reporting", "Flow", "Models",
                                .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 swiftSettings: fast),
 
@@ -106,6 +106,8 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: fast),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Autograd", "TensorCore", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "FlowTests", dependencies: ["Flow", "Autograd", "TensorCore", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Autograd", "TensorCore", "TestSupport"],
+                    resources: [.copy("Fixtures")], swiftSettings: fast),
         .testTarget(name: "ConfigKitTests", dependencies: ["ConfigKit", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Formats", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "ExperimentsTests",

@@ -37,92 +37,23 @@ public struct ChainEvalRequest {
     /// Euler steps of the trajectories straightness is measured on.
     public var straightnessSteps: Int
     public var batchSize: Int
-    /// Evaluator checkpoint (nil: checkpoints/evaluators/<dataset>.safetensors).
+    /// Evaluator checkpoints (nil: checkpoints/evaluators/<dataset>.safetensors and, when it
+    /// exists, <dataset>.vgg.safetensors).
     public var evaluator: String?
+    public var secondEvaluator: String?
     /// Where to write sample grids (nil: none), and how many images each holds.
     public var gridDirectory: String?
     public var gridCount: Int
 
     public init(teacher: String, reflow: String?, distill: String?, directDistill: String?, steps: [Int], samples: Int,
                 seeds: [UInt64], guidance: Float, reflowGuidance: Float, straightnessSteps: Int, batchSize: Int,
-                evaluator: String?, gridDirectory: String?, gridCount: Int) {
+                evaluator: String?, secondEvaluator: String?, gridDirectory: String?, gridCount: Int) {
         self.teacher = teacher; self.reflow = reflow; self.distill = distill; self.directDistill = directDistill
         self.steps = steps; self.samples = samples; self.seeds = seeds; self.guidance = guidance
         self.reflowGuidance = reflowGuidance; self.straightnessSteps = straightnessSteps; self.batchSize = batchSize
-        self.evaluator = evaluator; self.gridDirectory = gridDirectory; self.gridCount = gridCount
+        self.evaluator = evaluator; self.secondEvaluator = secondEvaluator; self.gridDirectory = gridDirectory; self.gridCount = gridCount
     }
 }
-
-/// One row: a model at a step count, over seeds.
-public struct ChainRow: Codable {
-    public var model: String
-    public var steps: Int
-    public var nfe: Int
-    public var guidance: Float
-    public var promptAccuracy: [Double] = []
-    public var fdFeatures: [Double] = []
-    public var fdPixels: [Double] = []
-    public var imagesPerSecond: [Double] = []
-    /// Students only: MSE between the student's output and its pair-maker's on fresh noise.
-    public var distillError: [Double] = []
-
-    /// Adds one seed's scores (from `scoreSamples`).
-    mutating func add(_ s: (accuracy: Double?, fdFeatures: Double, fdPixels: Double, imagesPerSecond: Double, nfe: Int, images: Tensor)) {
-        if let a = s.accuracy { promptAccuracy.append(a) }
-        fdFeatures.append(s.fdFeatures); fdPixels.append(s.fdPixels)
-        imagesPerSecond.append(s.imagesPerSecond); nfe = s.nfe
-    }
-}
-
-/// Straightness of a flow over seeds (paper's normalisation and per dimension).
-public struct ChainStraightness: Codable {
-    public var model: String
-    public var steps: Int
-    public var guidance: Float
-    public var value: [Double] = []
-    public var perDimension: [Double] = []
-}
-
-public struct ChainTable: Codable {
-    public var dataset: String
-    public var samples: Int
-    public var seeds: [UInt64]
-    public var rows: [ChainRow] = []
-    public var straightness: [ChainStraightness] = []
-    public var grids: [String] = []
-    public var configHash: String = ""
-    /// Evaluator test accuracy (from its metadata), for reading prompt accuracy.
-    public var evaluatorAccuracy: String = ""
-    /// Solver of the rows (nil: Euler, the chain's; optional so older results.json files decode).
-    public var solver: String? = nil
-
-    public func markdown() -> String {
-        var l = ["| model | steps | NFE | guidance | prompt acc. | FD (evaluator) | FD (pixels) | images/s | distill. error |",
-                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for r in rows {
-            l.append("| \(r.model) | \(r.steps) | \(r.nfe) | \(fmtW(r.guidance)) | \(formatSpread(r.promptAccuracy, digits: 1, percent: true)) | \(formatSpread(r.fdFeatures)) | \(formatSpread(r.fdPixels)) | \(formatSpread(r.imagesPerSecond, digits: 0)) | \(r.distillError.isEmpty ? "" : formatSpread(r.distillError, digits: 4)) |")
-        }
-        if !straightness.isEmpty {
-            l.append("")
-            l.append("| flow | straightness S (Euler trajectory) | S per dimension |")
-            l.append("|---|---:|---:|")
-            for s in straightness {
-                l.append("| \(s.model) (\(s.steps) steps, w=\(fmtW(s.guidance))) | \(formatSpread(s.value, digits: 4)) | \(formatSpread(s.perDimension, digits: 5)) |")
-            }
-        }
-        l.append("")
-        l.append("\(samples) samples per row and seed, seeds \(seeds.map(String.init).joined(separator: ", ")) (mean ± half the range); same noise and prompts in every row. \(solver.map { $0 == "euler" ? "Euler" : $0 } ?? "Euler") solver; FD = Fréchet distance to the \(dataset) test split\(evaluatorAccuracy.isEmpty ? "" : " (evaluator test accuracy \(evaluatorAccuracy))"). Distill. error: MSE between the student's output and the multi-step output of the flow that made its pairs (same solver, steps and guidance) on fresh noise. S = E ∫||(x1 - x0) - dx/dt||² dt (0 = straight).")
-        return l.joined(separator: "\n")
-    }
-
-    public func json() -> String {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return String(decoding: (try? enc.encode(self)) ?? Data(), as: UTF8.self)
-    }
-}
-
-private func fmtW(_ w: Float) -> String { w == w.rounded() ? String(format: "%.0f", w) : "\(w)" }
 
 /// Straightness of `model` under guidance `w` on Euler trajectories from `x0`, in batches:
 /// (mean over items of the per-item value, the same per dimension).
@@ -151,8 +82,8 @@ extension EvalContext {
     public func evaluateChain(_ r: ChainEvalRequest) throws -> ChainTable {
         let ctx = self
         let (reference, prompts, classes) = (ctx.reference, ctx.prompts, ctx.classes)
-        var table = ChainTable(dataset: ctx.dataset, samples: r.samples, seeds: r.seeds)
-        table.evaluatorAccuracy = ctx.evaluatorAccuracy
+        var table = ctx.emptyTable(samples: r.samples, seeds: r.seeds)
+        table.floor = try ctx.floorRow(seeds: r.seeds)
 
         var models: [(label: String, path: String, guidance: Float)] = [("teacher", r.teacher, r.guidance)]
         if let p = r.reflow { models.append(("2-RF", p, r.reflowGuidance)) }

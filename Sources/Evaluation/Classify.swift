@@ -5,13 +5,13 @@ import Models
 import TensorCore
 
 /// Accuracy of a classifier on a labelled dataset, in batches, without gradients.
-public func classifierAccuracy(_ c: Classifier, images: Tensor, labels: [Int], batchSize: Int = 500) throws -> Double {
+public func classifierAccuracy(_ c: any ImageClassifier, images: Tensor, labels: [Int], batchSize: Int = 500) throws -> Double {
     let preds = try classify(c, images: images, batchSize: batchSize)
     return Double(zip(preds, labels).filter { $0 == $1 }.count) / Double(max(1, labels.count))
 }
 
 /// Arg-max class of every image.
-public func classify(_ c: Classifier, images: Tensor, batchSize: Int = 500) throws -> [Int] {
+public func classify(_ c: any ImageClassifier, images: Tensor, batchSize: Int = 500) throws -> [Int] {
     c.eval()
     defer { c.train() }
     return try noGrad {
@@ -34,7 +34,7 @@ public func classify(_ c: Classifier, images: Tensor, batchSize: Int = 500) thro
 }
 
 /// Features of the evaluator's penultimate layer for every image ([N, F]).
-public func classifierFeatures(_ c: Classifier, images: Tensor, batchSize: Int = 500) throws -> Tensor {
+public func classifierFeatures(_ c: any ImageClassifier, images: Tensor, batchSize: Int = 500) throws -> Tensor {
     c.eval()
     defer { c.train() }
     return try noGrad {

@@ -40,9 +40,9 @@ extension EvalContext {
     public func evaluate(_ r: EvalRequest) throws -> ChainTable {
         let ctx = self
         let (reference, prompts, classes) = (ctx.reference, ctx.prompts, ctx.classes)
-        var table = ChainTable(dataset: ctx.dataset, samples: r.samples, seeds: r.seeds)
+        var table = ctx.emptyTable(samples: r.samples, seeds: r.seeds)
         table.solver = r.solver.rawValue
-        table.evaluatorAccuracy = ctx.evaluatorAccuracy
+        table.floor = try ctx.floorRow(seeds: r.seeds)
         var makerCache: [String: [Tensor]] = [:]
         for (label, path) in r.checkpoints {
             let (model, meta) = try ctx.load(path)

@@ -23,34 +23,55 @@ public func evaluationPrompts(_ test: Dataset, count: Int, evaluatorClassNames: 
     return (prompts, classes)
 }
 
-/// Where a dataset's evaluator lives (committed with the repository).
-public func defaultEvaluatorURL(dataset: String, root: String = "checkpoints/evaluators") -> URL {
-    URL(fileURLWithPath: "\(root)/\(dataset).safetensors")
+/// Where a dataset's evaluator lives (committed with the repository): `<dataset>.safetensors`
+/// for the first architecture, `<dataset>.<arch>.safetensors` for the others.
+public func defaultEvaluatorURL(dataset: String, arch: EvaluatorArch = .conv3, root: String = "checkpoints/evaluators") -> URL {
+    URL(fileURLWithPath: arch == .conv3 ? "\(root)/\(dataset).safetensors" : "\(root)/\(dataset).\(arch.rawValue).safetensors")
 }
 
-/// What every evaluation shares: the evaluator, the test split's reference statistics, the
-/// class-balanced prompts (and their classes), and a cache of loaded checkpoints.
+/// What every evaluation shares: the evaluators, the test split's reference statistics, the
+/// class-balanced prompts (and their classes), the training images the floor row is drawn
+/// from, and a cache of loaded checkpoints.
 public final class EvalContext {
     public let reference: Reference
     public let prompts: [String]
     public let classes: [Int]
     public let dataset: String
-    /// The evaluator's test accuracy as "95.0%" (empty when its metadata has none).
+    /// Each evaluator's test accuracy as "95.0%" (empty when its metadata has none).
     public let evaluatorAccuracy: String
+    public let secondEvaluatorAccuracy: String
+    let train: Dataset
+    /// Training labels under the evaluator's classes (nil: the dataset has none).
+    let trainLabels: [Int]?
     private var loaded: [String: (FlowModel, [String: String])] = [:]
 
-    /// `evaluator` nil: the dataset's committed one (`defaultEvaluatorURL`).
-    public init(test: Dataset, evaluator path: String?, samples: Int) throws {
+    /// `evaluator` nil: the dataset's committed one (`defaultEvaluatorURL`). `secondEvaluator` nil:
+    /// the committed vgg one when there is one for these images (none for toy2d's points).
+    public init(test: Dataset, train: Dataset, evaluator path: String?, secondEvaluator second: String?, samples: Int) throws {
         let evURL = path.map { URL(fileURLWithPath: $0) } ?? defaultEvaluatorURL(dataset: test.name)
         guard FileManager.default.fileExists(atPath: evURL.path) else {
             throw ModelError("evaluator \(evURL.path) not found; train it with: reflow-train --config <config> --stage evaluator")
         }
-        let (evaluator, evMeta) = try Classifier.load(from: evURL)
-        reference = try Reference(test: test, evaluator: evaluator)
+        let (evaluator, evMeta) = try loadClassifier(from: evURL)
+        var secondNet: (any ImageClassifier)? = nil
+        var secondMeta: [String: String] = [:]
+        let secondURL = second.map { URL(fileURLWithPath: $0) } ?? defaultEvaluatorURL(dataset: test.name, arch: .vgg)
+        if FileManager.default.fileExists(atPath: secondURL.path) {
+            (secondNet, secondMeta) = try loadClassifier(from: secondURL)
+        } else if second != nil {
+            throw ModelError("second evaluator \(secondURL.path) not found; train it with: reflow-train --config <config> --stage evaluator --arch vgg")
+        }
+        reference = try Reference(test: test, evaluator: evaluator, second: secondNet)
         let classNames = (evMeta["class_names"] ?? "").split(separator: "|").map(String.init)
         (prompts, classes) = evaluationPrompts(test, count: samples, evaluatorClassNames: classNames)
         dataset = test.name
-        evaluatorAccuracy = evMeta["test_accuracy"].flatMap(Double.init).map { String(format: "%.1f%%", $0 * 100) } ?? ""
+        func accuracy(_ m: [String: String]) -> String {
+            m["test_accuracy"].flatMap(Double.init).map { String(format: "%.1f%%", $0 * 100) } ?? ""
+        }
+        evaluatorAccuracy = accuracy(evMeta)
+        secondEvaluatorAccuracy = accuracy(secondMeta)
+        self.train = train
+        trainLabels = evaluatorLabels(train, classNames: classNames.isEmpty ? nil : classNames)?.labels
     }
 
     /// A checkpoint and its metadata, loaded once however many rows use it.
@@ -61,39 +82,43 @@ public final class EvalContext {
         loaded[path] = m
         return m
     }
-}
 
-/// Reference statistics of the real test split: evaluator features and pixels.
-public struct Reference {
-    public let features: GaussianFit
-    public let pixels: GaussianFit
-    public let evaluator: Classifier
-    public init(test: Dataset, evaluator: Classifier) throws {
-        let imgs = Tensor(shape: test.shape, storage: test.images)
-        features = try GaussianFit(classifierFeatures(evaluator, images: imgs))
-        pixels = try GaussianFit(imgs.reshaped([test.count, -1]))
-        self.evaluator = evaluator
+    /// A table with the context's dataset and evaluators filled in.
+    public func emptyTable(samples: Int, seeds: [UInt64]) -> ChainTable {
+        var t = ChainTable(dataset: dataset, samples: samples, seeds: seeds)
+        t.evaluatorAccuracy = evaluatorAccuracy
+        t.secondEvaluatorAccuracy = reference.second == nil ? nil : secondEvaluatorAccuracy
+        return t
     }
-}
 
-/// Generates `prompts.count` samples from (seed, i) noise with `solver` and scores them.
-public func scoreSamples(_ model: FlowModel, solver: ODESolver, guidance: Float, prompts: [String], classes: [Int],
-                         seed: UInt64, reference: Reference, batchSize: Int = 250,
-                         noiseOffset: Int = 0) throws -> (accuracy: Double?, fdFeatures: Double, fdPixels: Double,
-                                                           imagesPerSecond: Double, nfe: Int, images: Tensor) {
-    let x0 = itemNoise(seed: seed, first: noiseOffset, count: prompts.count, itemShape: model.spec.itemShape)
-    let start = Date()
-    let (imgs, nfe) = try generate(model, x0: x0, prompts: prompts, solver: solver, guidance: guidance, batchSize: batchSize)
-    let secs = Date().timeIntervalSince(start)
-    let clipped = imgs  // FD on raw outputs: clipping would hide out-of-range samples
-    var acc: Double? = nil
-    if !classes.isEmpty {
-        let pred = try classify(reference.evaluator, images: clipped)
-        acc = Double(zip(pred, classes).filter { $0 == $1 }.count) / Double(classes.count)
+    /// The floor: real training images scored exactly like samples (same count, prompts' classes,
+    /// seeds and evaluators). For seed s, image i is a training image of prompt i's class, taken
+    /// in a per-class order permuted by RNG(s); without classes, any training image. (Training
+    /// images rather than a slice of the test split, so that the test split stays whole as the
+    /// reference: the floor is what a model that reproduced its training distribution scores.)
+    public func floorRow(seeds: [UInt64]) throws -> ChainRow {
+        var row = ChainRow(model: ChainRow.dataLabel, steps: 0, nfe: 0, guidance: 0)
+        var byClass: [Int: [Int]] = [:]
+        if let labels = trainLabels { for (i, l) in labels.enumerated() { byClass[l, default: []].append(i) } }
+        byClass[-1] = Array(0..<train.count)  // for prompts without a class
+        for seed in seeds {
+            // Without replacement within a class while its pool lasts: duplicates would shrink
+            // the k-NN balls and understate the floor's recall.
+            var rng = RNG(seed: seed &+ 0xF1_00A5, counter: 0)
+            var order: [Int: [Int]] = [:], used: [Int: Int] = [:]
+            for c in byClass.keys.sorted() { order[c] = rng.permutation(byClass[c]!.count).map { byClass[c]![$0] } }
+            let idx: [Int] = prompts.indices.map { i in
+                let c = !classes.isEmpty && byClass[classes[i]] != nil ? classes[i] : -1
+                let k = used[c, default: 0]
+                used[c] = k + 1
+                return order[c]![k % order[c]!.count]
+            }
+            let b = try train.batch(indices: idx)
+            row.add(try scoreImages(Tensor(shape: b.shape, storage: b.images), classes: classes, reference: reference,
+                                    imagesPerSecond: nil, nfe: 0))
+        }
+        return row
     }
-    let fdF = try frechetDistance(GaussianFit(classifierFeatures(reference.evaluator, images: clipped)), reference.features)
-    let fdP = try frechetDistance(GaussianFit(clipped.reshaped([prompts.count, -1])), reference.pixels)
-    return (acc, fdF, fdP, Double(prompts.count) / max(secs, 1e-9), nfe, imgs)
 }
 
 /// One untimed batch through `model`, so that a row's images/s does not include first-call costs

@@ -86,6 +86,9 @@ public struct ChainOptions {
     public var resume = true
     /// Evaluator checkpoint; nil = checkpoints/evaluators/<dataset>.safetensors (trained when missing).
     public var evaluator: String? = nil
+    /// Second evaluator; nil = checkpoints/evaluators/<dataset>.vgg.safetensors (trained when
+    /// missing) for images of at least 4x4 pixels, none for toy2d's points.
+    public var secondEvaluator: String? = nil
     /// The command line, recorded in a newly trained evaluator's metadata.
     public var command = "reflow"
     public init() {}
@@ -212,16 +215,23 @@ extension Pipeline {
             say("[\(k)/\(total)] \(r.name): \(r.status)\(time)\(r.note.isEmpty ? "" : " (\(r.note))") -> \(r.output)")
         }
 
-        // 1. Evaluator (shipped for the image datasets; trained once when missing).
+        // 1. Evaluators (shipped for the image datasets; trained once when missing): the conv3
+        // one, and the vgg one where the images are large enough for it (not toy2d's points).
         let evURL = o.evaluator.map { URL(fileURLWithPath: $0) } ?? defaultEvaluatorURL(dataset: config.dataset.name.rawValue)
-        if FileManager.default.fileExists(atPath: evURL.path) {
-            record(1, ChainStageReport(name: "evaluator", status: "skipped", seconds: 0, output: evURL.path, note: "exists"))
-        } else {
-            let t0 = Date()
-            let (url, acc) = try trainEvaluator(output: evURL, command: o.command)
-            record(1, ChainStageReport(name: "evaluator", status: "done", seconds: Date().timeIntervalSince(t0), output: url.path,
-                                       note: String(format: "test accuracy %.2f%%", acc * 100)))
+        let shape = try loadDataset(.train).itemShape
+        let secondURL = o.secondEvaluator.map { URL(fileURLWithPath: $0) }
+            ?? (shape[1] >= 4 && shape[2] >= 4 ? defaultEvaluatorURL(dataset: config.dataset.name.rawValue, arch: .vgg) : nil)
+        var trained: [String] = []
+        let evStart = Date()
+        for (arch, url) in [(EvaluatorArch.conv3, evURL), (.vgg, secondURL)] {
+            guard let url, !FileManager.default.fileExists(atPath: url.path) else { continue }
+            let (_, acc) = try trainEvaluator(arch: arch, output: url, command: o.command)
+            trained.append(String(format: "\(arch.rawValue) test accuracy %.2f%%", acc * 100))
         }
+        let evOutputs = ([evURL] + (secondURL.map { [$0] } ?? [])).map(\.path).joined(separator: ", ")
+        record(1, ChainStageReport(name: "evaluator", status: trained.isEmpty ? "skipped" : "done",
+                                   seconds: trained.isEmpty ? 0 : Date().timeIntervalSince(evStart), output: evOutputs,
+                                   note: trained.isEmpty ? "exists" : trained.joined(separator: ", ")))
 
         // 2. Teacher.
         record(2, try trainStage(name: "teacher", output: out.teacher, hash: teacherConfigHash, resume: o.resume) { resume in
@@ -258,7 +268,7 @@ extension Pipeline {
         })
 
         // 8. The table.
-        var req = chainEvalRequest(evaluator: evURL.path)
+        var req = chainEvalRequest(evaluator: evURL.path, secondEvaluator: secondURL?.path)
         req.gridDirectory = run.samplesPath
         let evalHash = try req.hash()
         var table: ChainTable
@@ -296,18 +306,19 @@ extension Pipeline {
 
     /// The evaluation of the chain's four checkpoints with the config's `eval` section: the
     /// teacher at the guidance it made its pairs with, the 2-RF and students at 1.
-    public func chainEvalRequest(evaluator: String? = nil) -> ChainEvalRequest {
+    public func chainEvalRequest(evaluator: String? = nil, secondEvaluator: String? = nil) -> ChainEvalRequest {
         let out = chainOutputs, e = config.eval
         return ChainEvalRequest(teacher: out.teacher, reflow: out.reflow, distill: out.distill, directDistill: out.directDistill,
                                 steps: e.steps, samples: e.samples, seeds: e.seeds.map { UInt64(bitPattern: Int64($0)) },
                                 guidance: config.pairs.guidance, reflowGuidance: 1,
                                 straightnessSteps: e.straightnessStepsResolved, batchSize: e.batchSize,
-                                evaluator: evaluator, gridDirectory: nil, gridCount: e.gridImages)
+                                evaluator: evaluator, secondEvaluator: secondEvaluator, gridDirectory: nil, gridCount: e.gridImages)
     }
 
     /// Scores the chain's checkpoints (Evaluation's `evaluateChain` on this config's test split).
     public func evaluateChain(_ r: ChainEvalRequest) throws -> ChainTable {
-        try EvalContext(test: loadDataset(.test), evaluator: r.evaluator, samples: r.samples).evaluateChain(r)
+        try EvalContext(test: loadDataset(.test), train: loadDataset(.train), evaluator: r.evaluator,
+                        secondEvaluator: r.secondEvaluator, samples: r.samples).evaluateChain(r)
     }
 
     func chainResultsMarkdown(table: ChainTable, stages: [ChainStageReport], seconds: Double, grids: [String]) -> String {
@@ -329,7 +340,7 @@ extension ChainEvalRequest {
     public func hash() throws -> String {
         var parts = ["chain-eval", "steps=\(steps)", "samples=\(samples)", "seeds=\(seeds)", "guidance=\(guidance)/\(reflowGuidance)",
                      "straightness=\(straightnessSteps)", "batch=\(batchSize)", "grids=\(gridDirectory ?? "-")/\(gridCount)"]
-        for p in [teacher, reflow, distill, directDistill, evaluator] {
+        for p in [teacher, reflow, distill, directDistill, evaluator, secondEvaluator] {
             parts.append(try p.map { FileManager.default.fileExists(atPath: $0) ? try SHA256.hex(file: $0) : "missing" } ?? "-")
         }
         return chainHash(parts)
@@ -338,11 +349,13 @@ extension ChainEvalRequest {
 
 extension Pipeline {
     /// Scores any checkpoints with the config's `eval` section (what reflow-eval does).
-    public func evaluate(checkpoints: [(label: String, path: String)], evaluator: String? = nil) throws -> ChainTable {
+    public func evaluate(checkpoints: [(label: String, path: String)], evaluator: String? = nil,
+                         secondEvaluator: String? = nil) throws -> ChainTable {
         let e = config.eval
         let r = try EvalRequest(checkpoints: checkpoints, steps: e.steps, samples: e.samples,
                                 seeds: e.seeds.map { UInt64(bitPattern: Int64($0)) }, solver: e.solver, guidance: e.guidance,
                                 straightnessSteps: e.straightnessStepsResolved, batchSize: e.batchSize)
-        return try EvalContext(test: loadDataset(.test), evaluator: evaluator, samples: e.samples).evaluate(r)
+        return try EvalContext(test: loadDataset(.test), train: loadDataset(.train), evaluator: evaluator,
+                               secondEvaluator: secondEvaluator, samples: e.samples).evaluate(r)
     }
 }

@@ -9,15 +9,20 @@ import Models
 import NN
 import TensorCore
 
-/// Settings of an evaluator's training; fixed per dataset so the committed weights are
-/// reproducible by the command recorded in their metadata.
+/// Settings of an evaluator's training; fixed per dataset and architecture so the committed
+/// weights are reproducible by the command recorded in their metadata.
 public struct EvaluatorSettings {
     public var steps: Int, batchSize: Int, lr: Double, seed: UInt64, width: Int
-    public static func forDataset(_ name: String, trainCount: Int) -> EvaluatorSettings {
-        switch name {
-        case "fashion-mnist": return EvaluatorSettings(steps: 3000, batchSize: 128, lr: 2e-3, seed: 1, width: 32)
-        case "glyphs": return EvaluatorSettings(steps: 3000, batchSize: 128, lr: 2e-3, seed: 1, width: 32)
-        default: return EvaluatorSettings(steps: 800, batchSize: 128, lr: 2e-3, seed: 1, width: 32)
+    public static func forDataset(_ name: String, arch: EvaluatorArch) -> EvaluatorSettings {
+        switch (name, arch) {
+        case ("fashion-mnist", .conv3), ("glyphs", .conv3):
+            return EvaluatorSettings(steps: 3000, batchSize: 128, lr: 2e-3, seed: 1, width: 32)
+        case (_, .conv3):
+            return EvaluatorSettings(steps: 800, batchSize: 128, lr: 2e-3, seed: 1, width: 32)
+        case ("fashion-mnist", .vgg), ("glyphs", .vgg):
+            return EvaluatorSettings(steps: 4000, batchSize: 128, lr: 2e-3, seed: 2, width: 32)
+        case (_, .vgg):
+            return EvaluatorSettings(steps: 1200, batchSize: 128, lr: 2e-3, seed: 2, width: 32)
         }
     }
 }
@@ -26,23 +31,23 @@ extension Pipeline {
     /// Trains the dataset's evaluator classifier on the real training split and writes it with
     /// its test accuracy in the metadata. Returns (path, test accuracy).
     @discardableResult
-    public func trainEvaluator(output: URL? = nil, command: String) throws -> (URL, Double) {
+    public func trainEvaluator(arch: EvaluatorArch = .conv3, output: URL? = nil, command: String) throws -> (URL, Double) {
         let train = try loadDataset(.train), test = try loadDataset(.test)
         guard let (labels, classNames) = evaluatorLabels(train), let (testLabels, _) = evaluatorLabels(test, classNames: classNames) else {
             throw ModelError("dataset \(train.name) has no class labels, so it has no evaluator")
         }
         let classes = classNames.count
-        let s = EvaluatorSettings.forDataset(train.name, trainCount: train.count)
-        let model = Classifier(inputShape: train.itemShape, classes: classes, width: s.width, seed: s.seed)
+        let s = EvaluatorSettings.forDataset(train.name, arch: arch)
+        let model = makeClassifier(arch, inputShape: train.itemShape, classes: classes, width: s.width, seed: s.seed)
         let opt = AdamW(model.namedParameters(), lr: s.lr, weightDecay: 1e-4)
         let schedule = LRSchedule(base: s.lr, warmupSteps: 100, decay: .cosine(totalSteps: s.steps, floor: s.lr * 0.05))
         var sampler = EpochSampler(count: train.count, seed: s.seed)
-        let progress = Progress(total: s.steps, label: "evaluator", output: nil)
+        let progress = Progress(total: s.steps, label: "evaluator \(arch.rawValue)", output: nil)
         for step in 0..<s.steps {
             let idx = sampler.indices(step: step, size: s.batchSize)
             let b = try train.batch(indices: idx)
             opt.lr = schedule.lr(at: step)
-            let loss = try Classifier.crossEntropy(model(Tensor(shape: b.shape, storage: b.images)), labels: idx.map { labels[$0] })
+            let loss = try crossEntropy(model(Tensor(shape: b.shape, storage: b.images)), labels: idx.map { labels[$0] })
             loss.backward()
             opt.step()
             opt.zeroGrad()
@@ -51,7 +56,7 @@ extension Pipeline {
         progress.finish()
         let testImages = Tensor(shape: test.shape, storage: test.images)
         let acc = try classifierAccuracy(model, images: testImages, labels: testLabels)
-        let url = output ?? defaultEvaluatorURL(dataset: train.name)
+        let url = output ?? defaultEvaluatorURL(dataset: train.name, arch: arch)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         let meta = model.metadata(extra: [
             "dataset": train.name, "class_names": classNames.joined(separator: "|"),

@@ -6,11 +6,12 @@ import TensorCore
 
 /// The evaluator: a small conv net classifying dataset images. Its penultimate features are
 /// the space for Fréchet distance; its predictions judge prompt accuracy.
-public final class Classifier: Module {
+public final class Classifier: ImageClassifier {
     public let conv1: Conv2d, norm1: GroupNorm, conv2: Conv2d, norm2: GroupNorm, conv3: Conv2d, norm3: GroupNorm
     public let fc: Linear, head: Linear
     public let inputShape: [Int], classes: Int, featureWidth: Int
     public var isTraining = true
+    public var arch: EvaluatorArch { .conv3 }
 
     public init(inputShape: [Int], classes: Int, width: Int = 32, featureWidth: Int = 128, seed: UInt64) {
         var rng = RNG(seed: seed)
@@ -33,49 +34,26 @@ public final class Classifier: Module {
     /// Every block's activations, input side first: three conv maps, then the penultimate
     /// features [B, featureWidth] (what a perceptual loss compares).
     public func featureMaps(_ x: Tensor) throws -> [Tensor] {
-        guard Array(x.shape.dropFirst()) == inputShape else {
-            throw ShapeError(op: "Classifier", "input \(x.shape) does not match the evaluator's input \(inputShape)")
-        }
+        try checkInput(x)
         let h1 = try norm1(conv1(x)).silu()
         let h2 = try norm2(conv2(h1)).silu()
         let h3 = try norm3(conv3(h2)).silu()
         return [h1, h2, h3, try fc(h3.mean(axes: [2, 3])).silu()]
     }
 
-    /// Penultimate features [B, featureWidth].
-    public func features(_ x: Tensor) throws -> Tensor { try featureMaps(x)[3] }
-
     /// Class logits [B, classes].
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try head(features(x)) }
 
     /// Mean cross-entropy of logits against integer labels.
     public static func crossEntropy(_ logits: Tensor, labels: [Int]) throws -> Tensor {
-        let n = logits.shape[0], c = logits.shape[1]
-        let onehot = Storage(zeros: n * c)
-        for (i, l) in labels.enumerated() {
-            guard l >= 0 && l < c else { throw ShapeError(op: "crossEntropy", "label \(l) at row \(i) outside 0..<\(c)") }
-            onehot.ptr[i * c + l] = -1 / Float(n)
-        }
-        return try (logits.logSoftmax(axis: -1) * Tensor(shape: [n, c], storage: onehot)).sum()
-    }
-
-    public func metadata(extra: [String: String] = [:]) -> [String: String] {
-        var m = extra
-        m["input_shape"] = inputShape.map(String.init).joined(separator: ",")
-        m["classes"] = String(classes)
-        m["feature_width"] = String(featureWidth)
-        return m
+        try Models.crossEntropy(logits, labels: labels)
     }
 
     public static func load(from url: URL) throws -> (Classifier, [String: String]) {
-        let archive = try Safetensors.read(url)
-        guard let shape = archive.metadata["input_shape"]?.split(separator: ",").compactMap({ Int($0) }),
-              let classes = archive.metadata["classes"].flatMap({ Int($0) }),
-              let fw = archive.metadata["feature_width"].flatMap({ Int($0) }) else {
-            throw ModelError("evaluator \(url.path): metadata lacks input_shape/classes/feature_width")
+        let (c, meta) = try loadClassifier(from: url)
+        guard let conv = c as? Classifier else {
+            throw ModelError("evaluator \(url.path) is a \(c.arch.rawValue) network, not a conv3 Classifier; load it with loadClassifier")
         }
-        let c = Classifier(inputShape: shape, classes: classes, featureWidth: fw, seed: 0)
-        try c.loadStateDict(archive.tensors, source: "evaluator \(url.path)")
-        return (c, archive.metadata)
+        return (conv, meta)
     }
 }

@@ -24,4 +24,14 @@ public enum BLAS {
     public static func saxpy(_ n: Int, alpha: Float, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
         cblas_saxpy(Int32(n), alpha, x, 1, y, 1)
     }
+
+    /// Double-precision C = A * B^T for row-major A [m, k], B [n, k], C [m, n] (distances
+    /// between feature sets, where Float32 would blur near ties).
+    public static func dgemmABt(m: Int, n: Int, k: Int, a: UnsafePointer<Double>, b: UnsafePointer<Double>,
+                                c: UnsafeMutablePointer<Double>) {
+        if m == 0 || n == 0 { return }
+        if k == 0 { c.update(repeating: 0, count: m * n); return }
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(k),
+                    0, c, Int32(n))
+    }
 }

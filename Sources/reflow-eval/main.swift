@@ -35,6 +35,8 @@ struct ReflowEval: ParsableCommand {
     var straightness: Int?
     @Option(name: .long, help: "Images generated together (sets eval.batch_size).") var batchSize: Int?
     @Option(name: .long, help: "Evaluator checkpoint (default: checkpoints/evaluators/<dataset>.safetensors).") var evaluator: String?
+    @Option(name: .long, help: "Second evaluator, another architecture (default: checkpoints/evaluators/<dataset>.vgg.safetensors when it exists).")
+    var secondEvaluator: String?
     @Flag(name: .long, help: "Print JSON instead of Markdown.") var json = false
 
     func validate() throws {
@@ -57,7 +59,7 @@ struct ReflowEval: ParsableCommand {
                 if let eq = c.firstIndex(of: "=") { return (String(c[..<eq]), String(c[c.index(after: eq)...])) }
                 return (URL(fileURLWithPath: c).deletingPathExtension().lastPathComponent, c)
             }
-            let table = try pipeline.evaluate(checkpoints: cps, evaluator: evaluator)
+            let table = try pipeline.evaluate(checkpoints: cps, evaluator: evaluator, secondEvaluator: secondEvaluator)
             print(json ? table.json() : table.markdown())
         } catch { exitWithError(error) }
     }

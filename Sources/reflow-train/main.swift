@@ -1,6 +1,7 @@
 import ArgumentParser
 import ReflowCLI
 import Experiments
+import Models
 import Foundation
 import TensorCore
 
@@ -34,6 +35,9 @@ struct ReflowTrain: ParsableCommand {
     @Option(name: .long, help: "Stage to train (evaluator: the dataset's classifier for FD and prompt accuracy).")
     var stage: Stage = .teacher
 
+    @Option(name: .long, help: "evaluator: architecture (conv3: the first evaluator, <dataset>.safetensors; vgg: the second, <dataset>.vgg.safetensors).")
+    var arch: EvaluatorArch = .conv3
+
     @Option(name: .long, help: ArgumentHelp("reflow: triplet file (repeatable). Default: <run>/pairs/teacher.h5.", valueName: "file.h5"))
     var input: [String] = []
 
@@ -58,7 +62,7 @@ struct ReflowTrain: ParsableCommand {
             switch stage {
             case .evaluator:
                 let cmd = (["reflow-train"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
-                let (url, acc) = try pipeline.trainEvaluator(command: cmd)
+                let (url, acc) = try pipeline.trainEvaluator(arch: arch, command: cmd)
                 print("evaluator: \(url.path)  test accuracy \(String(format: "%.2f%%", acc * 100))")
             case .reflow:
                 let inputs = input.isEmpty ? [pipeline.pairsPath("teacher")] : input

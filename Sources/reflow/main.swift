@@ -41,6 +41,8 @@ struct Run: ParsableCommand {
     @Flag(name: .long, help: "Start interrupted stages over instead of resuming them.") var noResume = false
     @Option(name: .long, help: "Evaluator checkpoint (default: checkpoints/evaluators/<dataset>.safetensors, trained if missing).")
     var evaluator: String?
+    @Option(name: .long, help: "Second evaluator (default: checkpoints/evaluators/<dataset>.vgg.safetensors, trained if missing; none for toy2d).")
+    var secondEvaluator: String?
     @Flag(name: .long, help: "Print the results table as JSON instead of Markdown.") var json = false
 
     func run() throws {
@@ -51,6 +53,7 @@ struct Run: ParsableCommand {
             var o = ChainOptions()
             o.resume = !noResume
             o.evaluator = evaluator
+            o.secondEvaluator = secondEvaluator
             o.command = (["reflow"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
             Log.info("chain: \(cfg.name) on \(cfg.dataset.name.rawValue), run folder \(pipeline.run.path)")
             let r = try pipeline.runChain(o)
@@ -86,6 +89,8 @@ struct Table: ParsableCommand {
     @Option(name: .long, help: "Guidance of the teacher (default: pairs.guidance).") var guidance: Float?
     @Option(name: .long, help: "Guidance of the 2-RF (default 1: it was trained on guided pairs).") var reflowGuidance: Float?
     @Option(name: .long, help: "Evaluator checkpoint (default: checkpoints/evaluators/<dataset>.safetensors).") var evaluator: String?
+    @Option(name: .long, help: "Second evaluator, another architecture (default: checkpoints/evaluators/<dataset>.vgg.safetensors when it exists).")
+    var secondEvaluator: String?
     @Flag(name: .long, help: "Print JSON instead of Markdown.") var json = false
 
     func run() throws {
@@ -97,7 +102,7 @@ struct Table: ParsableCommand {
             if let seeds { extra.append(listOverride("eval.seeds", seeds)) }
             let cfg = try options.load(extra: extra)
             let pipeline = try Pipeline(config: cfg)
-            var r = pipeline.chainEvalRequest(evaluator: evaluator)
+            var r = pipeline.chainEvalRequest(evaluator: evaluator, secondEvaluator: secondEvaluator)
             if let teacher { r.teacher = teacher }
             let fm = FileManager.default
             r.reflow = reflowPath ?? (fm.fileExists(atPath: r.reflow!) ? r.reflow : nil)

@@ -1,0 +1,73 @@
+import Foundation
+import Autograd
+import Datasets
+import Flow
+import Generation
+import Models
+import TensorCore
+
+/// Reference statistics of the real test split: in the first evaluator's features (Gaussian fit
+/// and k-NN manifold), in the second evaluator's features when there is one, and in pixels.
+public struct Reference {
+    public let evaluator: any ImageClassifier
+    public let features: GaussianFit
+    public let manifold: RealManifold
+    public let second: (evaluator: any ImageClassifier, features: GaussianFit)?
+    public let pixels: GaussianFit
+
+    public init(test: Dataset, evaluator: any ImageClassifier, second: (any ImageClassifier)? = nil) throws {
+        let imgs = Tensor(shape: test.shape, storage: test.images)
+        let f = try classifierFeatures(evaluator, images: imgs)
+        features = try GaussianFit(f)
+        manifold = try RealManifold(real: f)
+        self.second = try second.map { ($0, try GaussianFit(classifierFeatures($0, images: imgs))) }
+        pixels = try GaussianFit(imgs.reshaped([test.count, -1]))
+        self.evaluator = evaluator
+    }
+}
+
+/// One seed's scores of a set of images.
+public struct SampleScores {
+    /// Share of images the first evaluator assigns to their prompt's class (nil without classes).
+    public var accuracy: Double?
+    /// Fréchet distance to the test split in the first and second evaluator's features, and in pixels.
+    public var fdFeatures: Double
+    public var fdSecond: Double?
+    public var fdPixels: Double
+    /// Improved precision and recall (k = 3) in the first evaluator's features.
+    public var precision: Double
+    public var recall: Double
+    public var imagesPerSecond: Double?
+    public var nfe: Int
+    public var images: Tensor
+}
+
+/// Scores images against the reference. Raw outputs, not clipped: clipping would hide
+/// out-of-range samples.
+public func scoreImages(_ images: Tensor, classes: [Int], reference: Reference, imagesPerSecond: Double?,
+                        nfe: Int) throws -> SampleScores {
+    let n = images.shape[0]
+    var acc: Double? = nil
+    if !classes.isEmpty {
+        let pred = try classify(reference.evaluator, images: images)
+        acc = Double(zip(pred, classes).filter { $0 == $1 }.count) / Double(classes.count)
+    }
+    let f = try classifierFeatures(reference.evaluator, images: images)
+    let fdF = try frechetDistance(GaussianFit(f), reference.features)
+    let fdS = try reference.second.map { try frechetDistance(GaussianFit(classifierFeatures($0.evaluator, images: images)), $0.features) }
+    let fdP = try frechetDistance(GaussianFit(images.reshaped([n, -1])), reference.pixels)
+    let pr = try reference.manifold.precisionRecall(f)
+    return SampleScores(accuracy: acc, fdFeatures: fdF, fdSecond: fdS, fdPixels: fdP, precision: pr.precision,
+                        recall: pr.recall, imagesPerSecond: imagesPerSecond, nfe: nfe, images: images)
+}
+
+/// Generates `prompts.count` samples from (seed, i) noise with `solver` and scores them.
+public func scoreSamples(_ model: FlowModel, solver: ODESolver, guidance: Float, prompts: [String], classes: [Int],
+                         seed: UInt64, reference: Reference, batchSize: Int, noiseOffset: Int = 0) throws -> SampleScores {
+    let x0 = itemNoise(seed: seed, first: noiseOffset, count: prompts.count, itemShape: model.spec.itemShape)
+    let start = Date()
+    let (imgs, nfe) = try generate(model, x0: x0, prompts: prompts, solver: solver, guidance: guidance, batchSize: batchSize)
+    let secs = Date().timeIntervalSince(start)
+    return try scoreImages(imgs, classes: classes, reference: reference,
+                           imagesPerSecond: Double(prompts.count) / max(secs, 1e-9), nfe: nfe)
+}
