@@ -15,6 +15,7 @@ import Training
 extension DatasetName: ConfigValue, ConfigEnum {}
 extension ModelSpec.Kind: ConfigValue, ConfigEnum {}
 extension SolverKind: ConfigValue, ConfigEnum {}
+extension FlowLoss: ConfigValue, ConfigEnum {}
 
 /// Learning-rate schedule after warmup.
 public enum Schedule: String, CaseIterable, ConfigEnum {
@@ -25,6 +26,8 @@ public enum Schedule: String, CaseIterable, ConfigEnum {
 public enum TimeSampling: String, CaseIterable, ConfigEnum {
     case uniform
     case logitNormal = "logit-normal"
+    /// 2-RF++'s density ∝ cosh(a (t - 1/2)), a = time_u_a.
+    case uShaped = "u-shaped"
 }
 
 public enum SolverName: String, CaseIterable, ConfigEnum {
@@ -162,6 +165,8 @@ public struct TrainSection: ConfigSection, Equatable {
     public var captionDropout: Float = 0.1
     public var timeSampling = TimeSampling.uniform
     public var timeEps: Float = 0
+    public var timeUA: Float = 4
+    public var flowLoss = FlowLoss.l2
     public var checkpointEvery = 1000
     public var sampleEvery = 1000
     public var logEvery = 50
@@ -190,6 +195,7 @@ public struct TrainSection: ConfigSection, Equatable {
         switch timeSampling {
         case .uniform: return .uniform(eps: timeEps)
         case .logitNormal: return .logitNormal(mean: 0, std: 1)
+        case .uShaped: return .uShaped(a: timeUA)
         }
     }
 
@@ -206,6 +212,8 @@ public struct TrainSection: ConfigSection, Equatable {
         try v.field("caption_dropout", &captionDropout, doc: "probability of an empty caption (enables guidance)")
         try v.field("time_sampling", &timeSampling, doc: "distribution of t")
         try v.field("time_eps", &timeEps, doc: "draw t from [time_eps, 1 - time_eps]")
+        try v.field("time_u_a", &timeUA, doc: "u-shaped: a of the density cosh(a (t - 1/2)) (4: ends 3.8x the middle)")
+        try v.field("flow_loss", &flowLoss, doc: "teacher/reflow velocity loss (weighted-huber: 2-RF++'s t-weighted pseudo-Huber)")
         try v.field("checkpoint_every", &checkpointEvery, doc: "steps between checkpoints (0 = only at the end)")
         try v.field("sample_every", &sampleEvery, doc: "steps between sample grids (0 = only at the end)")
         try v.field("log_every", &logEvery, doc: "steps between metrics lines")
@@ -219,6 +227,7 @@ public struct TrainSection: ConfigSection, Equatable {
         v.check(emaDecay >= 0 && emaDecay < 1, "ema_decay", "must be in [0, 1)")
         v.check(captionDropout >= 0 && captionDropout <= 1, "caption_dropout", "must be in [0, 1]")
         v.check(timeEps >= 0 && timeEps < 0.5, "time_eps", "must be in [0, 0.5)")
+        v.check(timeUA > 0 && timeUA.isFinite, "time_u_a", "must be positive")
         v.check(checkpointEvery >= 0, "checkpoint_every", "must not be negative")
         v.check(sampleEvery >= 0, "sample_every", "must not be negative")
         v.check(logEvery >= 1, "log_every", "must be at least 1")

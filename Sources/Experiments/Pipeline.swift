@@ -94,7 +94,7 @@ public final class Pipeline {
         options.metadata = [ChainKey.configHash: teacherConfigHash]
         try checkResumable(stage: "teacher", hash: teacherConfigHash, resume: resume)
         let trainer = Trainer(model: model, source: DatasetSource(dataset: train, seed: seed),
-                              objective: .rectifiedFlow(config.teacher.timeSampler), options: options)
+                              objective: .rectifiedFlow(config.teacher.timeSampler, config.teacher.flowLoss), options: options)
         return try trainer.run(resume: resume)
     }
 }

@@ -69,7 +69,7 @@ extension Pipeline {
         }
         options.metadata = [ChainKey.configHash: hash, "init_from": initFrom, "init_sha256": initSHA,
                             "pairs": inputs.joined(separator: ",")]
-        let trainer = Trainer(model: model, source: source, objective: .rectifiedFlow(config.reflow.timeSampler),
+        let trainer = Trainer(model: model, source: source, objective: .rectifiedFlow(config.reflow.timeSampler, config.reflow.flowLoss),
                               options: options)
         return try trainer.run(resume: resume)
     }

@@ -46,6 +46,38 @@ public func rectifiedFlowLossPerItem(model: Velocity, x0: Tensor, x1: Tensor, t:
     return try d.square().mean(axes: itemAxes(d))
 }
 
+/// The 2-RF++ velocity loss (rfpp's "huber" term): per item, w(t) · (sqrt(||d||² + c²) - c) / D
+/// with d = v(x_t, t) - (x1 - x0) over the item's D elements and c = 0.00054 · D (rfpp's constant
+/// for this form, not the consistency-models 0.00054 · sqrt(D)); averaged over the batch.
+/// w(t) = t: rfpp weights by 1 - t in its time direction (t = 1 noise), which is our t (t = 0
+/// noise): full weight at the data end, none at the noise end, where rfpp's perceptual term
+/// carries the loss. Quadratic for small errors (≈ ||d||² / (2cD)), linear for large ones.
+public func weightedPseudoHuberFlowLoss(model: Velocity, x0: Tensor, x1: Tensor, t: Tensor) throws -> Tensor {
+    let (v, target) = try velocityAndTarget("weightedPseudoHuberFlowLoss", model, x0, x1, t)
+    let d = try v - target
+    let dim = Float(d.count / max(d.shape[0], 1))
+    let c = 0.00054 * dim
+    let sq = try d.square().sum(axes: itemAxes(d))
+    // sqrt(s + c²) - c written as s / (sqrt(s + c²) + c): no cancellation when s << c².
+    let huber = try sq / ((sq + c * c).sqrt() + c)
+    return try (huber * t).mean() / dim
+}
+
+/// The velocity losses a flow stage (teacher, reflow) can train with.
+public enum FlowLoss: String, CaseIterable, Codable, Sendable {
+    /// `rectifiedFlowLoss`: mean squared velocity error (RectifiedFlow, InstaFlow).
+    case l2
+    /// `weightedPseudoHuberFlowLoss` (2-RF++).
+    case weightedHuber = "weighted-huber"
+
+    public func callAsFunction(model: Velocity, x0: Tensor, x1: Tensor, t: Tensor) throws -> Tensor {
+        switch self {
+        case .l2: return try rectifiedFlowLoss(model: model, x0: x0, x1: x1, t: t)
+        case .weightedHuber: return try weightedPseudoHuberFlowLoss(model: model, x0: x0, x1: x1, t: t)
+        }
+    }
+}
+
 // MARK: - Distillation
 
 /// The student's guess of the data point from x_t: x̂1 = x_t + (1 - t) * v(x_t, t). At t = 0

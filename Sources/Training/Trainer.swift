@@ -66,7 +66,7 @@ public final class DatasetSource: TrainingSource {
 /// What a stage optimises.
 public enum Objective {
     /// Regress v(x_t, t) on x1 - x0 along the straight line (teacher and reflow stages).
-    case rectifiedFlow(TimeSampler)
+    case rectifiedFlow(TimeSampler, FlowLoss)
     /// Student prediction x_t + (1 - t) v(x_t, t) against x1 (t = 0: one-step distillation).
     case distill(TimeSampler, DistillationLoss)
 }
@@ -195,9 +195,9 @@ public final class Trainer {
         let v: Velocity = { x, t in try self.model.velocity(x, t: t, text: text) }
         let loss: Tensor
         switch objective {
-        case .rectifiedFlow(let sampler):
+        case .rectifiedFlow(let sampler, let flowLoss):
             let t = try sampler.sample(n, rng: &rng)
-            loss = try rectifiedFlowLoss(model: v, x0: x0, x1: x1, t: t)
+            loss = try flowLoss(model: v, x0: x0, x1: x1, t: t)
         case .distill(let sampler, let dl):
             let t = try sampler.sample(n, rng: &rng)
             loss = try distillationLoss(model: v, x0: x0, x1: x1, t: t, loss: dl)

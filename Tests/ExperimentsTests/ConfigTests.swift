@@ -217,4 +217,16 @@ final class ConfigTests: XCTestCase {
         try run.writeConfig(dumpConfig(c))
         XCTAssertEqual(try loadConfig(ExperimentConfig.self, path: run.configPath), c)
     }
+
+    /// The 2-RF++ options decode into the library's values; both are off by default.
+    func testRecipeOptions() throws {
+        let c = try loadConfig(ExperimentConfig.self, yaml: "reflow:\n  time_sampling: u-shaped\n  flow_loss: weighted-huber\n",
+                               source: "r.yaml", overrides: ["reflow.time_u_a=3"])
+        XCTAssertEqual(c.reflow.timeSampler, .uShaped(a: 3))
+        XCTAssertEqual(c.reflow.flowLoss, .weightedHuber)
+        XCTAssertEqual(ExperimentConfig().reflow.timeSampler, .uniform(eps: 0))
+        XCTAssertEqual(ExperimentConfig().reflow.flowLoss, .l2)
+        XCTAssertEqual(errorText { try loadConfig(ExperimentConfig.self, yaml: "reflow:\n  flow_loss: huber\n", source: "r.yaml") },
+                       "r.yaml:2: reflow.flow_loss: expected one of l2, weighted-huber, found 'huber'")
+    }
 }
