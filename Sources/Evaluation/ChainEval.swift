@@ -34,6 +34,8 @@ public struct ChainEvalRequest {
     public var guidance: Float
     /// Guidance of the 2-RF: 1 when it was trained on guided pairs (the guidance is in its weights).
     public var reflowGuidance: Float
+    /// Other weights at which to score the teacher at its largest step count (its curve).
+    public var teacherGuidanceSweep: [Float]
     /// Euler steps of the trajectories straightness is measured on.
     public var straightnessSteps: Int
     public var batchSize: Int
@@ -46,11 +48,12 @@ public struct ChainEvalRequest {
     public var gridCount: Int
 
     public init(teacher: String, reflow: String?, distill: String?, directDistill: String?, steps: [Int], samples: Int,
-                seeds: [UInt64], guidance: Float, reflowGuidance: Float, straightnessSteps: Int, batchSize: Int,
+                seeds: [UInt64], guidance: Float, reflowGuidance: Float, teacherGuidanceSweep: [Float],
+                straightnessSteps: Int, batchSize: Int,
                 evaluator: String?, secondEvaluator: String?, gridDirectory: String?, gridCount: Int) {
         self.teacher = teacher; self.reflow = reflow; self.distill = distill; self.directDistill = directDistill
         self.steps = steps; self.samples = samples; self.seeds = seeds; self.guidance = guidance
-        self.reflowGuidance = reflowGuidance; self.straightnessSteps = straightnessSteps; self.batchSize = batchSize
+        self.reflowGuidance = reflowGuidance; self.teacherGuidanceSweep = teacherGuidanceSweep; self.straightnessSteps = straightnessSteps; self.batchSize = batchSize
         self.evaluator = evaluator; self.secondEvaluator = secondEvaluator; self.gridDirectory = gridDirectory; self.gridCount = gridCount
     }
 }
@@ -120,6 +123,18 @@ extension EvalContext {
                 }
                 table.rows.append(row)
                 Log.info("eval \(label) @\(steps): acc \(formatSpread(row.promptAccuracy, digits: 1, percent: true)), FD \(formatSpread(row.fdFeatures))")
+            }
+            // The teacher's guidance curve: its best step count at other weights.
+            if label == "teacher", let top = r.steps.max() {
+                for sw in r.teacherGuidanceSweep where sw != w {
+                    var row = ChainRow(model: label, steps: top, nfe: 0, guidance: sw)
+                    for seed in r.seeds {
+                        row.add(try scoreSamples(model, solver: Euler(steps: top), guidance: sw, prompts: prompts,
+                                                 classes: classes, seed: seed, reference: reference, batchSize: r.batchSize))
+                    }
+                    table.rows.append(row)
+                    Log.info("eval \(label) @\(top) w=\(sw): acc \(formatSpread(row.promptAccuracy, digits: 1, percent: true)), FD \(formatSpread(row.fdFeatures))")
+                }
             }
             var st = ChainStraightness(model: label, steps: r.straightnessSteps, guidance: w)
             for (k, _) in r.seeds.enumerated() {

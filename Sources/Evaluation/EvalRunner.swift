@@ -19,14 +19,16 @@ public struct EvalRequest {
     public var seeds: [UInt64]
     /// A fixed-step solver (an adaptive one has no step count to put in a row).
     public var solver: SolverKind
-    public var guidance: Float
+    /// Guidance weights: every step count is scored at each (a guidance curve when several).
+    public var guidance: [Float]
     /// Euler steps of the trajectories straightness is measured on (0 = skip).
     public var straightnessSteps: Int
     public var batchSize: Int
 
     /// No defaults: reflow-eval builds it from the config's `eval` section.
     public init(checkpoints: [(label: String, path: String)], steps: [Int], samples: Int, seeds: [UInt64],
-                solver: SolverKind, guidance: Float, straightnessSteps: Int, batchSize: Int) throws {
+                solver: SolverKind, guidance: [Float], straightnessSteps: Int, batchSize: Int) throws {
+        guard !guidance.isEmpty else { throw FlowError(op: "eval", "give at least one guidance weight") }
         guard solver != .dopri5 else {
             throw FlowError(op: "eval", "solver dopri5 is adaptive and has no step count; score with euler, heun or rk4")
         }
@@ -54,11 +56,12 @@ extension EvalContext {
             let maker = !scoresDistillation ? nil
                 : try pairMakerOutputs(meta: meta, student: path, noises: noises, prompts: prompts,
                                        batchSize: r.batchSize, cache: &makerCache)
-            try warmUp(model, prompts: prompts, guidance: r.guidance, batchSize: r.batchSize)
+            try warmUp(model, prompts: prompts, guidance: r.guidance[0], batchSize: r.batchSize)
+            for w in r.guidance {
             for steps in r.steps {
-                var row = ChainRow(model: label, steps: steps, nfe: 0, guidance: r.guidance)
+                var row = ChainRow(model: label, steps: steps, nfe: 0, guidance: w)
                 for (k, seed) in r.seeds.enumerated() {
-                    let s = try scoreSamples(model, solver: SolverSettings(kind: r.solver, steps: steps, rtol: 0, atol: 0).makeSolver(), guidance: r.guidance,
+                    let s = try scoreSamples(model, solver: SolverSettings(kind: r.solver, steps: steps, rtol: 0, atol: 0).makeSolver(), guidance: w,
                                              prompts: prompts, classes: classes, seed: seed, reference: reference,
                                              batchSize: r.batchSize)
                     row.add(s)
@@ -67,14 +70,16 @@ extension EvalContext {
                     }
                 }
                 table.rows.append(row)
-                Log.info("eval \(label) @\(steps): acc \(formatSpread(row.promptAccuracy, digits: 1, percent: true)), FD \(formatSpread(row.fdFeatures))"
+                Log.info("eval \(label) @\(steps) w=\(w): acc \(formatSpread(row.promptAccuracy, digits: 1, percent: true)), FD \(formatSpread(row.fdFeatures))"
                     + (row.distillError.isEmpty ? "" : ", distill error \(formatSpread(row.distillError, digits: 4))"))
             }
-            // Straightness is a property of a flow's ODE; a student is not meant to be integrated finely.
+            }
+            // Straightness is a property of a flow's ODE (measured at the first guidance weight); a
+            // student is not meant to be integrated finely.
             if r.straightnessSteps > 0 && studentSteps == nil {
-                var st = ChainStraightness(model: label, steps: r.straightnessSteps, guidance: r.guidance)
+                var st = ChainStraightness(model: label, steps: r.straightnessSteps, guidance: r.guidance[0])
                 for x0 in noises {
-                    let s = try measureFlowStraightness(model, x0: x0, prompts: prompts, guidance: r.guidance,
+                    let s = try measureFlowStraightness(model, x0: x0, prompts: prompts, guidance: r.guidance[0],
                                                         steps: r.straightnessSteps, batchSize: r.batchSize)
                     st.value.append(s.value); st.perDimension.append(s.perDimension)
                 }

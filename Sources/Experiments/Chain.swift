@@ -310,7 +310,7 @@ extension Pipeline {
         let out = chainOutputs, e = config.eval
         return ChainEvalRequest(teacher: out.teacher, reflow: out.reflow, distill: out.distill, directDistill: out.directDistill,
                                 steps: e.steps, samples: e.samples, seeds: e.seeds.map { UInt64(bitPattern: Int64($0)) },
-                                guidance: config.pairs.guidance, reflowGuidance: 1,
+                                guidance: config.pairs.guidance, reflowGuidance: 1, teacherGuidanceSweep: e.teacherGuidanceSweep,
                                 straightnessSteps: e.straightnessStepsResolved, batchSize: e.batchSize,
                                 evaluator: evaluator, secondEvaluator: secondEvaluator, gridDirectory: nil, gridCount: e.gridImages)
     }
@@ -338,7 +338,7 @@ extension Pipeline {
 extension ChainEvalRequest {
     /// What the table depends on: settings and the SHA-256 of every checkpoint read.
     public func hash() throws -> String {
-        var parts = ["chain-eval", "steps=\(steps)", "samples=\(samples)", "seeds=\(seeds)", "guidance=\(guidance)/\(reflowGuidance)",
+        var parts = ["chain-eval", "steps=\(steps)", "samples=\(samples)", "seeds=\(seeds)", "guidance=\(guidance)/\(reflowGuidance)/\(teacherGuidanceSweep)",
                      "straightness=\(straightnessSteps)", "batch=\(batchSize)", "grids=\(gridDirectory ?? "-")/\(gridCount)"]
         for p in [teacher, reflow, distill, directDistill, evaluator, secondEvaluator] {
             parts.append(try p.map { FileManager.default.fileExists(atPath: $0) ? try SHA256.hex(file: $0) : "missing" } ?? "-")

@@ -322,7 +322,8 @@ public struct EvalSection: ConfigSection, Equatable {
     public var seeds = [0]
     public var batchSize = 250
     public var solver = SolverKind.euler
-    public var guidance: Float = 1.5
+    public var guidance: [Float] = [1.5]
+    public var teacherGuidanceSweep: [Float] = []
     public var straightnessSteps: Int? = nil
     public var gridImages = 100
 
@@ -338,13 +339,16 @@ public struct EvalSection: ConfigSection, Equatable {
         try v.field("batch_size", &batchSize, doc: "images generated together")
         try v.field("solver", &solver, doc: "reflow-eval: fixed-step solver of the rows (the chain's table uses euler)")
         try v.field("guidance", &guidance,
-                    doc: "reflow-eval: guidance of the rows (the chain scores its teacher at pairs.guidance, the rest at 1)")
+                    doc: "reflow-eval: guidance weights, one set of rows each (the chain scores its teacher at pairs.guidance, the rest at 1)")
+        try v.field("teacher_guidance_sweep", &teacherGuidanceSweep,
+                    doc: "chain: also score the teacher at its largest step count at each of these weights (its FD vs accuracy curve)")
         try v.field("straightness_steps", &straightnessSteps, doc: "Euler steps of straightness trajectories (null = the largest of steps)")
         try v.field("grid_images", &gridImages, doc: "images in each of the chain's evaluation grids")
         v.check(!steps.isEmpty && steps.allSatisfy { $0 >= 1 }, "steps", "must be a non-empty list of positive step counts")
         v.check(samples >= 2, "samples", "must be at least 2 (a covariance needs two samples)")
         v.check(!seeds.isEmpty, "seeds", "must not be empty")
         v.check(batchSize >= 1, "batch_size", "must be at least 1")
+        v.check(!guidance.isEmpty, "guidance", "must list at least one weight")
         v.check(solver != .dopri5, "solver", "must be a fixed-step solver (euler, heun, rk4): dopri5 has no step count")
         v.check((straightnessSteps ?? 1) >= 0, "straightness_steps", "must not be negative (0 = skip)")
         v.check(gridImages >= 1, "grid_images", "must be at least 1")

@@ -30,7 +30,8 @@ struct ReflowEval: ParsableCommand {
     @Option(name: .long, help: "Samples per (checkpoint, steps, seed) (sets eval.samples).") var samples: Int?
     @Option(name: .long, help: "Comma-separated noise seeds, >= 2 to report a spread (sets eval.seeds).") var seeds: String?
     @Option(name: .long, help: "Fixed-step solver (sets eval.solver).") var solver: SolverKind?
-    @Option(name: .long, help: "Classifier-free guidance weight (sets eval.guidance).") var guidance: Float?
+    @Option(name: .long, help: "Comma-separated guidance weights, one set of rows each, e.g. 1,1.5,2 (sets eval.guidance).")
+    var guidance: String?
     @Option(name: .long, help: "Euler steps of the straightness trajectories, 0 = skip (sets eval.straightness_steps).")
     var straightness: Int?
     @Option(name: .long, help: "Images generated together (sets eval.batch_size).") var batchSize: Int?
@@ -51,7 +52,7 @@ struct ReflowEval: ParsableCommand {
             if let samples { extra.append("eval.samples=\(samples)") }
             if let seeds { extra.append(listOverride("eval.seeds", seeds)) }
             if let solver { extra.append("eval.solver=\(solver.rawValue)") }
-            if let guidance { extra.append("eval.guidance=\(guidance)") }
+            if let guidance { extra.append(listOverride("eval.guidance", guidance)) }
             if let straightness { extra.append("eval.straightness_steps=\(straightness)") }
             if let batchSize { extra.append("eval.batch_size=\(batchSize)") }
             let pipeline = try Pipeline(config: options.load(extra: extra))

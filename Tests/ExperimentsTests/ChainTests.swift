@@ -301,7 +301,7 @@ final class ChainTests: XCTestCase {
         // reflow-eval on single checkpoints scores exactly as the chain's table does: same noise,
         // prompts and pair-maker, so the same FD, distillation error and straightness.
         var evalConfig = cfg
-        evalConfig.eval.steps = [1]; evalConfig.eval.guidance = 1
+        evalConfig.eval.steps = [1]; evalConfig.eval.guidance = [1]
         evalConfig.eval.straightnessSteps = 8  // the chain uses its largest eval step count
         let single = try Pipeline(config: evalConfig).evaluate(checkpoints: [("2-RF", p.run.file("reflow.safetensors")),
                                                                               ("2-RF + distill", p.run.file("distill.safetensors"))],
@@ -314,6 +314,13 @@ final class ChainTests: XCTestCase {
         XCTAssertEqual(single.rows.first { $0.model == "2-RF + distill" }!.distillError.count, 2)
         XCTAssertEqual(single.straightness.map(\.model), ["2-RF"], "a student gets no straightness")
         XCTAssertEqual(single.straightness.first?.value, r.table.straightness.first { $0.model == "2-RF" }!.value)
+        // A guidance curve: one row per weight, the w = 1 row the same as before.
+        evalConfig.eval.guidance = [1, 2]
+        let curve = try Pipeline(config: evalConfig).evaluate(checkpoints: [("2-RF", p.run.file("reflow.safetensors"))],
+                                                              evaluator: o.evaluator)
+        XCTAssertEqual(curve.rows.map(\.guidance), [1, 2])
+        XCTAssertEqual(curve.rows[0].fdFeatures, single.rows.first { $0.model == "2-RF" }!.fdFeatures)
+        XCTAssertNotEqual(curve.rows[1].fdFeatures, curve.rows[0].fdFeatures)
         // About 15 s on 2 quiet cores; the bound only catches a pathological slowdown (the
         // machine may be shared).
         XCTAssertLessThan(secs, 120, "the toy chain should take well under a minute")
