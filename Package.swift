@@ -112,7 +112,7 @@ let package = Package(
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Formats", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "ExperimentsTests",
                     dependencies: ["Experiments", "Training", "Evaluation", "Generation", "Reporting", "ConfigKit", "Datasets",
-                                   "TripletStore", "Formats", "Models", "NN", "Flow", "TensorCore", "TestSupport"],
+                                   "TripletStore", "Formats", "Models", "NN", "Flow", "Autograd", "TensorCore", "TestSupport"],
                     swiftSettings: fast),
     ],
     swiftLanguageModes: [.v5]

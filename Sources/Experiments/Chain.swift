@@ -68,14 +68,14 @@ extension Pipeline {
                    "init=" + (try SHA256.hex(file: initFrom))] + (try inputs.map(pairsIdentity)))
     }
 
-    /// `evaluator` matters only to a perceptual loss (its features are the loss).
-    public func distillConfigHash(stage: String, pairs: [String], initFrom: String, evaluator: String? = nil) throws -> String {
+    /// `perceptualNet` matters only to a perceptual loss (its features are the loss).
+    public func distillConfigHash(stage: String, pairs: [String], initFrom: String, perceptualNet: String? = nil) throws -> String {
         var d = config.distill
         d.train = weightsRelevant(d.train)
         var parts = [stage, "seed=\(config.seed)", dumpConfig(d), "init=" + (try SHA256.hex(file: initFrom))]
         if d.loss == .perceptual {
-            let ev = evaluator ?? defaultEvaluatorURL(dataset: config.dataset.name.rawValue).path
-            parts.append("evaluator=" + (FileManager.default.fileExists(atPath: ev) ? try SHA256.hex(file: ev) : "missing"))
+            let net = perceptualNet ?? defaultPerceptualURL(dataset: config.dataset.name.rawValue).path
+            parts.append("perceptual=" + (FileManager.default.fileExists(atPath: net) ? try SHA256.hex(file: net) : "missing"))
         }
         return chainHash(parts + (try pairs.map(pairsIdentity)))
     }
@@ -228,6 +228,14 @@ extension Pipeline {
             let (_, acc) = try trainEvaluator(arch: arch, output: url, command: o.command)
             trained.append(String(format: "\(arch.rawValue) test accuracy %.2f%%", acc * 100))
         }
+        // The perceptual loss's own network, when the students need one.
+        if config.distill.loss == .perceptual {
+            let net = defaultPerceptualURL(dataset: config.dataset.name.rawValue)
+            if !FileManager.default.fileExists(atPath: net.path) {
+                let (_, acc) = try trainEvaluator(arch: .conv3, output: net, command: o.command, role: .perceptual)
+                trained.append(String(format: "perceptual network (test accuracy %.2f%%)", acc * 100))
+            }
+        }
         let evOutputs = ([evURL] + (secondURL.map { [$0] } ?? [])).map(\.path).joined(separator: ", ")
         record(1, ChainStageReport(name: "evaluator", status: trained.isEmpty ? "skipped" : "done",
                                    seconds: trained.isEmpty ? 0 : Date().timeIntervalSince(evStart), output: evOutputs,
@@ -253,18 +261,15 @@ extension Pipeline {
                                  resume: o.resume))
 
         // 6. One-step student of the 2-RF.
-        let distillHash = try distillConfigHash(stage: "distill", pairs: [out.reflowPairs], initFrom: out.reflow,
-                                                evaluator: evURL.path)
+        let distillHash = try distillConfigHash(stage: "distill", pairs: [out.reflowPairs], initFrom: out.reflow)
         record(6, try trainStage(name: "distill", output: out.distill, hash: distillHash, resume: o.resume) { resume in
-            try trainDistill(pairs: [out.reflowPairs], initFrom: out.reflow, stage: "distill", resume: resume, evaluator: evURL.path)
+            try trainDistill(pairs: [out.reflowPairs], initFrom: out.reflow, stage: "distill", resume: resume)
         })
 
         // 7. Ablation: the same student from the teacher, on the teacher's pairs.
-        let directHash = try distillConfigHash(stage: "direct-distill", pairs: [out.teacherPairs], initFrom: out.teacher,
-                                               evaluator: evURL.path)
+        let directHash = try distillConfigHash(stage: "direct-distill", pairs: [out.teacherPairs], initFrom: out.teacher)
         record(7, try trainStage(name: "direct-distill", output: out.directDistill, hash: directHash, resume: o.resume) { resume in
-            try trainDistill(pairs: [out.teacherPairs], initFrom: out.teacher, stage: "direct-distill", resume: resume,
-                             evaluator: evURL.path)
+            try trainDistill(pairs: [out.teacherPairs], initFrom: out.teacher, stage: "direct-distill", resume: resume)
         })
 
         // 8. The table.

@@ -23,20 +23,23 @@ import TensorCore
 
 extension Pipeline {
     /// The distillation loss the config names. `perceptual` compares the student's and the
-    /// target's feature maps in the dataset's evaluator (frozen): its three conv blocks and its
-    /// penultimate features. (The same network scores FD, so a perceptual student is judged
-    /// partly in the space it was trained in: compare it with an l2 student, not with FD alone.)
-    public func distillationLossFromConfig(evaluator: String? = nil) throws -> DistillationLoss {
+    /// target's activations in a frozen classifier that is not an evaluator
+    /// (checkpoints/perceptual/<dataset>.safetensors: the conv3 architecture from another seed),
+    /// so the student is never trained in the feature space its FD is read in.
+    public func distillationLossFromConfig(perceptualNet: String? = nil) throws -> DistillationLoss {
         let d = config.distill
         switch d.loss {
         case .l2: return .l2
         case .pseudoHuber: return .pseudoHuber(c: d.huberC > 0 ? d.huberC : nil)
         case .perceptual:
-            let url = evaluator.map { URL(fileURLWithPath: $0) } ?? defaultEvaluatorURL(dataset: config.dataset.name.rawValue)
+            let url = perceptualNet.map { URL(fileURLWithPath: $0) } ?? defaultPerceptualURL(dataset: config.dataset.name.rawValue)
             guard FileManager.default.fileExists(atPath: url.path) else {
-                throw ModelError("distill.loss = perceptual needs the evaluator \(url.path); train it with: reflow-train --config <config> --stage evaluator")
+                throw ModelError("distill.loss = perceptual needs the perceptual network \(url.path); train it with: reflow-train --config <config> --stage perceptual")
             }
-            let (c, _) = try Classifier.load(from: url)
+            let (c, meta) = try loadClassifier(from: url)
+            if meta["role"] == ClassifierRole.evaluator.rawValue {
+                throw ModelError("\(url.path) is an evaluator (metadata role 'evaluator'): a perceptual loss in the evaluator's features would train on the metric; use a perceptual network (reflow-train --stage perceptual)")
+            }
             for p in c.parameters() { p.requiresGrad = false }
             c.eval()
             return .perceptual(name: "perceptual") { x in try c.featureMaps(x) }
@@ -47,15 +50,15 @@ extension Pipeline {
     /// `<run>/<stage>.safetensors` ("distill", or "direct-distill" for the ablation).
     @discardableResult
     public func trainDistill(pairs: [String], initFrom: String, stage: String = "distill", resume: Bool,
-                             evaluator: String? = nil, stopAfter: Int? = nil) throws -> URL {
+                             perceptualNet: String? = nil, stopAfter: Int? = nil) throws -> URL {
         let (model, train) = try loadInitModel(initFrom, role: "student's starting")
         let source = try TripletSource(paths: pairs, seed: seed &+ 0xD157_0000 &+ stageSalt(stage))
         guard source.itemShape == model.spec.itemShape else {
             throw ModelError("triplet file \(pairs[0]) holds items of shape \(source.itemShape), but \(initFrom) makes \(model.spec.itemShape)")
         }
         let d = config.distill
-        let loss = try distillationLossFromConfig(evaluator: evaluator)
-        let hash = try distillConfigHash(stage: stage, pairs: pairs, initFrom: initFrom, evaluator: evaluator)
+        let loss = try distillationLossFromConfig(perceptualNet: perceptualNet)
+        let hash = try distillConfigHash(stage: stage, pairs: pairs, initFrom: initFrom, perceptualNet: perceptualNet)
         try checkResumable(stage: stage, hash: hash, resume: resume)
         let sampler: TimeSampler = d.studentSteps == 1 ? .t0 : .discrete(steps: d.studentSteps)
         Log.info("\(stage): \(d.studentSteps)-step student, loss \(loss.name), \(source.count) pairs from \(pairs.joined(separator: ", ")), starting from \(initFrom); run folder \(run.path)")

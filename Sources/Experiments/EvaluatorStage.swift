@@ -27,22 +27,36 @@ public struct EvaluatorSettings {
     }
 }
 
+/// What a trained classifier is for. The perceptual network is trained like the conv3 evaluator
+/// but from another seed, so that a perceptual distillation loss is never computed in the
+/// feature space the tables score (a metric is never also the loss).
+public enum ClassifierRole: String, Sendable {
+    case evaluator, perceptual
+}
+
+/// Where a dataset's perceptual-loss network lives.
+public func defaultPerceptualURL(dataset: String, root: String = "checkpoints/perceptual") -> URL {
+    URL(fileURLWithPath: "\(root)/\(dataset).safetensors")
+}
+
 extension Pipeline {
     /// Trains the dataset's evaluator classifier on the real training split and writes it with
     /// its test accuracy in the metadata. Returns (path, test accuracy).
     @discardableResult
-    public func trainEvaluator(arch: EvaluatorArch = .conv3, output: URL? = nil, command: String) throws -> (URL, Double) {
+    public func trainEvaluator(arch: EvaluatorArch = .conv3, output: URL? = nil, command: String,
+                               role: ClassifierRole = .evaluator) throws -> (URL, Double) {
         let train = try loadDataset(.train), test = try loadDataset(.test)
         guard let (labels, classNames) = evaluatorLabels(train), let (testLabels, _) = evaluatorLabels(test, classNames: classNames) else {
             throw ModelError("dataset \(train.name) has no class labels, so it has no evaluator")
         }
         let classes = classNames.count
-        let s = EvaluatorSettings.forDataset(train.name, arch: arch)
+        var s = EvaluatorSettings.forDataset(train.name, arch: arch)
+        if role == .perceptual { s.seed = 3 }  // another network than the evaluators
         let model = makeClassifier(arch, inputShape: train.itemShape, classes: classes, width: s.width, seed: s.seed)
         let opt = AdamW(model.namedParameters(), lr: s.lr, weightDecay: 1e-4)
         let schedule = LRSchedule(base: s.lr, warmupSteps: 100, decay: .cosine(totalSteps: s.steps, floor: s.lr * 0.05))
         var sampler = EpochSampler(count: train.count, seed: s.seed)
-        let progress = Progress(total: s.steps, label: "evaluator \(arch.rawValue)", output: nil)
+        let progress = Progress(total: s.steps, label: "\(role.rawValue) \(arch.rawValue)", output: nil)
         for step in 0..<s.steps {
             let idx = sampler.indices(step: step, size: s.batchSize)
             let b = try train.batch(indices: idx)
@@ -56,13 +70,13 @@ extension Pipeline {
         progress.finish()
         let testImages = Tensor(shape: test.shape, storage: test.images)
         let acc = try classifierAccuracy(model, images: testImages, labels: testLabels)
-        let url = output ?? defaultEvaluatorURL(dataset: train.name, arch: arch)
+        let url = output ?? (role == .perceptual ? defaultPerceptualURL(dataset: train.name) : defaultEvaluatorURL(dataset: train.name, arch: arch))
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         let meta = model.metadata(extra: [
             "dataset": train.name, "class_names": classNames.joined(separator: "|"),
             "test_accuracy": String(format: "%.4f", acc), "test_items": String(test.count),
             "train_items": String(train.count), "steps": String(s.steps), "seed": String(s.seed),
-            "command": command, "role": "evaluator",
+            "command": command, "role": role.rawValue,
         ])
         try saveCheckpoint(model, metadata: meta, to: url)
         return (url, acc)

@@ -13,8 +13,8 @@ struct ReflowDistill: ParsableCommand {
         discussion: """
         The student starts from --init and learns to map each pair's noise to its image in distill.student_steps
         Euler steps (1: t fixed at 0; k > 1: t drawn from the k Euler grid starts), with distill.loss = l2,
-        pseudo-huber (distill.huber_c) or perceptual (features of the frozen dataset evaluator,
-        checkpoints/evaluators/<dataset>.safetensors). Training settings come from the config's `distill` section.
+        pseudo-huber (distill.huber_c) or perceptual (activations of a frozen classifier that is not an evaluator,
+        checkpoints/perceptual/<dataset>.safetensors). Training settings come from the config's `distill` section.
         InstaFlow: --init-from <run>/reflow.safetensors with pairs made BY the 2-RF
           (reflow-gen-pairs --teacher <run>/reflow.safetensors).
         Direct distillation (the ablation): --init-from <run>/teacher.safetensors --pairs <run>/pairs/teacher.h5
@@ -28,8 +28,8 @@ struct ReflowDistill: ParsableCommand {
     var pairs: [String] = []
     @Option(name: .long, help: "Checkpoint the student starts from. Default: <run>/reflow.safetensors.") var initFrom: String?
     @Option(name: .long, help: "Stage name (output file name): distill, direct-distill, ...") var stage = "distill"
-    @Option(name: .long, help: "Evaluator for distill.loss = perceptual (default: checkpoints/evaluators/<dataset>.safetensors).")
-    var evaluator: String?
+    @Option(name: .long, help: "Network for distill.loss = perceptual, not an evaluator (default: checkpoints/perceptual/<dataset>.safetensors; make it with reflow-train --stage perceptual).")
+    var perceptualNet: String?
     @Flag(name: .long, help: "Continue from the stage's last checkpoint if there is one.") var resume = false
 
     func validate() throws {
@@ -43,7 +43,7 @@ struct ReflowDistill: ParsableCommand {
             let pipeline = try Pipeline(config: cfg)
             let inputs = pairs.isEmpty ? [pipeline.pairsPath("reflow")] : pairs
             let start = initFrom ?? pipeline.run.file("reflow.safetensors")
-            let out = try pipeline.trainDistill(pairs: inputs, initFrom: start, stage: stage, resume: resume, evaluator: evaluator)
+            let out = try pipeline.trainDistill(pairs: inputs, initFrom: start, stage: stage, resume: resume, perceptualNet: perceptualNet)
             print("\(stage) weights: \(out.path)")
             print("samples: \(pipeline.run.samplesPath)")
         } catch { exitWithError(error) }

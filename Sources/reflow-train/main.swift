@@ -29,10 +29,10 @@ struct ReflowTrain: ParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     enum Stage: String, ExpressibleByArgument, CaseIterable {
-        case teacher, reflow, evaluator
+        case teacher, reflow, evaluator, perceptual
     }
 
-    @Option(name: .long, help: "Stage to train (evaluator: the dataset's classifier for FD and prompt accuracy).")
+    @Option(name: .long, help: "Stage to train (evaluator: the dataset's classifier for FD and prompt accuracy; perceptual: the network of distill.loss = perceptual, another seed, never an evaluator).")
     var stage: Stage = .teacher
 
     @Option(name: .long, help: "evaluator: architecture (conv3: the first evaluator, <dataset>.safetensors; vgg: the second, <dataset>.vgg.safetensors).")
@@ -60,6 +60,10 @@ struct ReflowTrain: ParsableCommand {
             let cfg = try options.load()
             let pipeline = try Pipeline(config: cfg)
             switch stage {
+            case .perceptual:
+                let cmd = (["reflow-train"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+                let (url, acc) = try pipeline.trainEvaluator(arch: .conv3, command: cmd, role: .perceptual)
+                print("perceptual network: \(url.path)  test accuracy \(String(format: "%.2f%%", acc * 100))")
             case .evaluator:
                 let cmd = (["reflow-train"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
                 let (url, acc) = try pipeline.trainEvaluator(arch: arch, command: cmd)
