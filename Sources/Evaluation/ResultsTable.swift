@@ -1,4 +1,5 @@
 import Foundation
+import Reporting
 
 /// One row: a model at a step count, over seeds.
 public struct ChainRow: Codable {
@@ -104,3 +105,32 @@ public struct ChainTable: Codable {
 }
 
 private func fmtW(_ w: Float) -> String { w == w.rounded() ? String(format: "%.0f", w) : "\(w)" }
+
+extension ChainTable {
+    /// FD against prompt accuracy, as InstaFlow plots FID against CLIP score: the teacher's
+    /// curve over guidance weights at its largest step count, each one-step row as a point, and
+    /// the data row. One plot per feature space: ("conv3", svg) and, with a second evaluator,
+    /// ("vgg", svg). Empty when no row has a prompt accuracy.
+    public func curvePlots() -> [(name: String, svg: String)] {
+        func mean(_ v: [Double]) -> Double { v.isEmpty ? .nan : v.reduce(0, +) / Double(v.count) }
+        let all = (floor.map { [$0] } ?? []) + rows
+        guard all.contains(where: { !$0.promptAccuracy.isEmpty }) else { return [] }
+        var spaces: [(String, KeyPath<ChainRow, [Double]>)] = [("conv3", \.fdFeatures)]
+        if secondEvaluatorAccuracy != nil { spaces.append(("vgg", \.fdSecond)) }
+        return spaces.map { name, fd in
+            var series: [PlotSeries] = []
+            if let top = rows.filter({ $0.model == "teacher" }).map(\.steps).max() {
+                let curve = rows.filter { $0.model == "teacher" && $0.steps == top }.sorted { $0.guidance < $1.guidance }
+                series.append(PlotSeries(name: "teacher, \(top) steps (w)",
+                                         points: curve.map { (100 * mean($0.promptAccuracy), mean($0[keyPath: fd])) },
+                                         labels: curve.map { String(format: "w=%g", $0.guidance) }))
+            }
+            for r in all where r.steps <= 1 && r.model != "teacher" {
+                let label = r.model == ChainRow.dataLabel ? r.model : "\(r.model), 1 step"
+                series.append(PlotSeries(name: label, points: [(100 * mean(r.promptAccuracy), mean(r[keyPath: fd]))]))
+            }
+            return (name, linePlotSVG(title: "\(dataset): FD (\(name) features) vs prompt accuracy, \(samples) samples",
+                                      xLabel: "prompt accuracy (%)", yLabel: "FD (\(name))", series: series))
+        }
+    }
+}

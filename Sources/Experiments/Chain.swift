@@ -293,6 +293,11 @@ extension Pipeline {
         }
         let seconds = Date().timeIntervalSince(started)
         var grids = table.grids
+        for plot in table.curvePlots() {
+            let path = run.file("curves_\(plot.name).svg")
+            try atomicWrite(plot.svg, to: path)
+            grids.append(path)
+        }
         for stage in ["teacher", "reflow", "distill", "direct-distill"] {
             if let g = lastGrid(stage: stage) { grids.append(g) }
         }

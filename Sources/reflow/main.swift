@@ -1,6 +1,7 @@
 import ArgumentParser
 import ReflowCLI
 import Experiments
+import Formats
 import Reporting
 import Foundation
 import TensorCore
@@ -111,6 +112,11 @@ struct Table: ParsableCommand {
             if let guidance { r.guidance = guidance }
             if let reflowGuidance { r.reflowGuidance = reflowGuidance }
             let table = try pipeline.evaluateChain(r)
+            for plot in table.curvePlots() {
+                let path = pipeline.run.file("curves_\(plot.name).svg")
+                try atomicWrite(plot.svg, to: path)
+                Log.info("wrote \(path)")
+            }
             print(json ? table.json() : table.markdown())
         } catch { exitWithError(error) }
     }
