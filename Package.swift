@@ -104,7 +104,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Formats", "TensorCore", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "NNTests", dependencies: ["NN", "Formats", "Autograd", "TensorCore", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: fast),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Autograd", "TensorCore", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Formats", "Autograd", "TensorCore", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "FlowTests", dependencies: ["Flow", "Autograd", "TensorCore", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Autograd", "TensorCore", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: fast),
