@@ -47,11 +47,17 @@ struct FeatureSet {
         while lo < count {
             let hi = min(count, lo + block)
             let d = squaredDistances(lo, hi, to: self)
+            // The k smallest distances to other points, kept sorted (k is small: no full sort).
+            var best = [Double](repeating: .infinity, count: k)
             for i in 0..<(hi - lo) {
-                var row = Array(d[(i * count)..<((i + 1) * count)])
-                row[lo + i] = -1  // itself: sorts first, so index k is the k-th other point
-                row.sort()
-                radii.append(row[k])
+                for j in 0..<k { best[j] = .infinity }
+                let row = i * count
+                for j in 0..<count where j != lo + i {
+                    var v = d[row + j]
+                    guard v < best[k - 1] else { continue }
+                    for m in 0..<k where v < best[m] { swap(&v, &best[m]) }
+                }
+                radii.append(best[k - 1])
             }
             lo = hi
         }
