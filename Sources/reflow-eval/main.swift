@@ -12,33 +12,32 @@ struct ReflowEval: ParsableCommand {
         commandName: "reflow-eval",
         abstract: "Score checkpoints: prompt accuracy, Fréchet distance (evaluator features and pixels), straightness, distillation error, speed.",
         discussion: """
-        All checkpoints are scored on the same noise (item i of seed s depends only on (s, i)) and the same
-        class-balanced prompts from the test split. The evaluator is checkpoints/evaluators/<dataset>.safetensors.
-        A flow also gets its straightness on --straightness Euler steps. A student (made by reflow-distill:
-        its metadata names the flow that made its pairs) gets its distillation error at the step count it
-        was trained for: the MSE against that flow's output, solved as its pairs were, on the same noise.
-        A student is meant to be sampled without guidance: pass --guidance 1 for it.
-        The whole chain's table (every stage of one run): reflow table --config <config>.
-        Example: reflow-eval --config experiments/digits.yaml --checkpoint teacher=runs/digits/teacher.safetensors \\
-                   --steps 1,2,4,25 --samples 1000 --seeds 0,1
+        All checkpoints are scored on the same noise (item i of seed s depends only on (s, i)) and the same \
+        class-balanced prompts from the test split, at every step count (--steps) and guidance weight \
+        (--guidance 1,1.5,2 gives a curve), beside a data row: real training images of the prompts' classes, \
+        scored the same way (the floor). FD is measured in the features of two evaluators of different \
+        architecture (checkpoints/evaluators/<dataset>.safetensors and <dataset>.vgg.safetensors) and in \
+        pixels; precision and recall (k-NN manifolds, k = 3) and prompt accuracy in the first. A flow also \
+        gets its straightness on --straightness Euler steps. A student (made by reflow-distill: its metadata \
+        names the flow that made its pairs) gets its distillation error at the step count it was trained for: \
+        the MSE against that flow's output, solved as its pairs were, on the same noise. A student is meant to \
+        be sampled without guidance: pass --guidance 1 for it. Every flag that tunes the scoring sets an eval.* \
+        config key (defaults: reflow-eval --help-config). The whole chain's table: reflow table --config <config>.
+
+        Example: reflow-eval --config experiments/digits.yaml --checkpoint teacher=runs/digits/teacher.safetensors \
+        --steps 1,2,4,25 --samples 1000 --seeds 0,1
         """)
 
     @OptionGroup var options: ConfigOptions
+    @OptionGroup var scoring: EvalOptions
     @Option(name: .long, help: ArgumentHelp("Checkpoint to score, as label=path or path (repeatable).", valueName: "label=path"))
     var checkpoint: [String] = []
-    @Option(name: .long, help: "Comma-separated solver step counts (sets eval.steps).") var steps: String?
-    @Option(name: .long, help: "Samples per (checkpoint, steps, seed) (sets eval.samples).") var samples: Int?
-    @Option(name: .long, help: "Comma-separated noise seeds, >= 2 to report a spread (sets eval.seeds).") var seeds: String?
     @Option(name: .long, help: "Fixed-step solver (sets eval.solver).") var solver: SolverKind?
     @Option(name: .long, help: "Comma-separated guidance weights, one set of rows each, e.g. 1,1.5,2 (sets eval.guidance).")
     var guidance: String?
     @Option(name: .long, help: "Euler steps of the straightness trajectories, 0 = skip (sets eval.straightness_steps).")
     var straightness: Int?
     @Option(name: .long, help: "Images generated together (sets eval.batch_size).") var batchSize: Int?
-    @Option(name: .long, help: "Evaluator checkpoint (default: checkpoints/evaluators/<dataset>.safetensors).") var evaluator: String?
-    @Option(name: .long, help: "Second evaluator, another architecture (default: checkpoints/evaluators/<dataset>.vgg.safetensors when it exists).")
-    var secondEvaluator: String?
-    @Flag(name: .long, help: "Print JSON instead of Markdown.") var json = false
 
     func validate() throws {
         if checkpoint.isEmpty && !options.helpConfig { throw ValidationError("give at least one --checkpoint") }
@@ -47,10 +46,7 @@ struct ReflowEval: ParsableCommand {
     func run() throws {
         if options.printedConfigHelp() { return }
         do {
-            var extra: [String] = []
-            if let steps { extra.append(listOverride("eval.steps", steps)) }
-            if let samples { extra.append("eval.samples=\(samples)") }
-            if let seeds { extra.append(listOverride("eval.seeds", seeds)) }
+            var extra = scoring.overrides
             if let solver { extra.append("eval.solver=\(solver.rawValue)") }
             if let guidance { extra.append(listOverride("eval.guidance", guidance)) }
             if let straightness { extra.append("eval.straightness_steps=\(straightness)") }
@@ -60,8 +56,8 @@ struct ReflowEval: ParsableCommand {
                 if let eq = c.firstIndex(of: "=") { return (String(c[..<eq]), String(c[c.index(after: eq)...])) }
                 return (URL(fileURLWithPath: c).deletingPathExtension().lastPathComponent, c)
             }
-            let table = try pipeline.evaluate(checkpoints: cps, evaluator: evaluator, secondEvaluator: secondEvaluator)
-            print(json ? table.json() : table.markdown())
+            let table = try pipeline.evaluate(checkpoints: cps, evaluator: scoring.evaluator, secondEvaluator: scoring.secondEvaluator)
+            print(scoring.json ? table.json() : table.markdown())
         } catch { exitWithError(error) }
     }
 }

@@ -72,38 +72,31 @@ struct Table: ParsableCommand {
         commandName: "table",
         abstract: "Score the chain's checkpoints and print the table (Markdown, or --json).",
         discussion: """
-        Rows: teacher (guidance = pairs.guidance) and 2-RF (guidance 1: its pairs carried the teacher's) at each of
-        --steps Euler steps, the 2-RF's student and the directly distilled student (no guidance); straightness of teacher and 2-RF on Euler trajectories;
-        images/s; each student's distillation error (MSE against the multi-step output of the flow that made its
-        pairs, on fresh noise). Same noise and prompts in every row, over --seeds (mean ± half the range).
-        Checkpoints default to the run folder's; override any with the flags below.
+        Rows: a data row (real training images scored like samples: the floor); the teacher (guidance = \
+        pairs.guidance) and the 2-RF (guidance 1: its pairs carried the teacher's) at each of --steps Euler steps, \
+        the teacher also at eval.teacher_guidance_sweep weights; the 2-RF's student and the directly distilled \
+        student (no guidance). Columns: prompt accuracy, FD in two evaluators' features and in pixels, precision \
+        and recall, images/s, each student's distillation error. Straightness of teacher and 2-RF below. Same \
+        noise and prompts in every row, over --seeds (mean ± half the range). Also writes the FD-vs-accuracy \
+        plots curves_<evaluator>.svg in the run folder. Checkpoints default to the run folder's; override any \
+        with the flags below.
         """)
 
     @OptionGroup var options: ConfigOptions
+    @OptionGroup var scoring: EvalOptions
     @Option(name: .long, help: "Teacher checkpoint (default: <run>/teacher.safetensors).") var teacher: String?
     @Option(name: .customLong("reflow"), help: "2-RF checkpoint (default: <run>/reflow.safetensors).") var reflowPath: String?
     @Option(name: .long, help: "2-RF student (default: <run>/distill.safetensors).") var distill: String?
     @Option(name: .long, help: "Directly distilled student (default: <run>/direct-distill.safetensors).") var directDistill: String?
-    @Option(name: .long, help: "Comma-separated Euler step counts (sets eval.steps).") var steps: String?
-    @Option(name: .long, help: "Samples per row and seed (sets eval.samples).") var samples: Int?
-    @Option(name: .long, help: "Comma-separated noise seeds, >= 2 for a spread (sets eval.seeds).") var seeds: String?
     @Option(name: .long, help: "Guidance of the teacher (default: pairs.guidance).") var guidance: Float?
     @Option(name: .long, help: "Guidance of the 2-RF (default 1: it was trained on guided pairs).") var reflowGuidance: Float?
-    @Option(name: .long, help: "Evaluator checkpoint (default: checkpoints/evaluators/<dataset>.safetensors).") var evaluator: String?
-    @Option(name: .long, help: "Second evaluator, another architecture (default: checkpoints/evaluators/<dataset>.vgg.safetensors when it exists).")
-    var secondEvaluator: String?
-    @Flag(name: .long, help: "Print JSON instead of Markdown.") var json = false
 
     func run() throws {
         if options.printedConfigHelp() { return }
         do {
-            var extra: [String] = []
-            if let steps { extra.append(listOverride("eval.steps", steps)) }
-            if let samples { extra.append("eval.samples=\(samples)") }
-            if let seeds { extra.append(listOverride("eval.seeds", seeds)) }
-            let cfg = try options.load(extra: extra)
+            let cfg = try options.load(extra: scoring.overrides)
             let pipeline = try Pipeline(config: cfg)
-            var r = pipeline.chainEvalRequest(evaluator: evaluator, secondEvaluator: secondEvaluator)
+            var r = pipeline.chainEvalRequest(evaluator: scoring.evaluator, secondEvaluator: scoring.secondEvaluator)
             if let teacher { r.teacher = teacher }
             let fm = FileManager.default
             r.reflow = reflowPath ?? (fm.fileExists(atPath: r.reflow!) ? r.reflow : nil)
@@ -117,7 +110,7 @@ struct Table: ParsableCommand {
                 try atomicWrite(plot.svg, to: path)
                 Log.info("wrote \(path)")
             }
-            print(json ? table.json() : table.markdown())
+            print(scoring.json ? table.json() : table.markdown())
         } catch { exitWithError(error) }
     }
 }
