@@ -36,6 +36,9 @@ public struct ChainEvalRequest {
     public var reflowGuidance: Float
     /// Other weights at which to score the teacher at its largest step count (its curve).
     public var teacherGuidanceSweep: [Float]
+    /// Students distilled (through their own 2-RF) from teacher pairs made at other guidance
+    /// weights: their curve.
+    public var sweepStudents: [(guidance: Float, path: String)] = []
     /// Euler steps of the trajectories straightness is measured on.
     public var straightnessSteps: Int
     public var batchSize: Int
@@ -90,7 +93,10 @@ extension EvalContext {
 
         var models: [(label: String, path: String, guidance: Float)] = [("teacher", r.teacher, r.guidance)]
         if let p = r.reflow { models.append(("2-RF", p, r.reflowGuidance)) }
-        let students: [(label: String, path: String?)] = [("2-RF + distill", r.distill), ("teacher + direct distill", r.directDistill)]
+        // Students, with the guidance of the teacher pairs behind them.
+        let students: [(label: String, path: String?, pairsGuidance: Float?)] =
+            [("2-RF + distill", r.distill, r.guidance), ("teacher + direct distill", r.directDistill, nil)]
+            + r.sweepStudents.map { ("2-RF + distill", $0.path, $0.guidance) }
         let shape = try ctx.load(r.teacher).0.spec.itemShape
         let noises = r.seeds.map { itemNoise(seed: $0, first: 0, count: r.samples, itemShape: shape) }
         let gridN = min(r.gridCount, r.samples)
@@ -148,7 +154,7 @@ extension EvalContext {
 
         // Students: k Euler steps without guidance; distillation error against their pair-maker.
         var makerCache: [String: [Tensor]] = [:]
-        for (label, p) in students {
+        for (label, p, pairsGuidance) in students {
             guard let path = p else { continue }
             let (model, meta) = try ctx.load(path)
             let k = Int(meta[StudentKey.studentSteps] ?? "1") ?? 1
@@ -156,15 +162,18 @@ extension EvalContext {
                                              batchSize: r.batchSize, cache: &makerCache)
             try warmUp(model, prompts: prompts, guidance: 1, batchSize: r.batchSize)
             var row = ChainRow(model: label, steps: k, nfe: 0, guidance: 1)
+            row.pairsGuidance = pairsGuidance
+            // A sweep student's grid carries its pairs' guidance (the main student's keeps its old name).
+            let gridName = slug(label) + (pairsGuidance.map { $0 == r.guidance ? "" : String(format: "-w%g", $0) } ?? "")
             for (i, seed) in r.seeds.enumerated() {
                 let s = try scoreSamples(model, solver: Euler(steps: k), guidance: 1, prompts: prompts, classes: classes,
                                          seed: seed, reference: reference, batchSize: r.batchSize)
                 row.add(s)
                 if let maker { row.distillError.append(try meanSquaredError(s.images, maker[i])) }
-                if i == 0 { try grid(s.images, "\(slug(label))_\(k)step") }
+                if i == 0 { try grid(s.images, "\(gridName)_\(k)step") }
             }
             table.rows.append(row)
-            Log.info("eval \(label) @\(k): acc \(formatSpread(row.promptAccuracy, digits: 1, percent: true)), FD \(formatSpread(row.fdFeatures)), distill error \(formatSpread(row.distillError, digits: 4))")
+            Log.info("eval \(label)\(pairsGuidance.map { " (pairs w=\($0))" } ?? "") @\(k): acc \(formatSpread(row.promptAccuracy, digits: 1, percent: true)), FD \(formatSpread(row.fdFeatures)), distill error \(formatSpread(row.distillError, digits: 4))")
         }
         return table
     }

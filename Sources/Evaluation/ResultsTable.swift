@@ -18,6 +18,8 @@ public struct ChainRow: Codable {
     public var imagesPerSecond: [Double] = []
     /// Students only: MSE between the student's output and its pair-maker's on fresh noise.
     public var distillError: [Double] = []
+    /// Students of the chain: the guidance of the teacher pairs their path started from.
+    public var pairsGuidance: Float? = nil
 
     /// The model name of the floor row (real training images).
     public static let dataLabel = "data (train split)"
@@ -70,7 +72,9 @@ public struct ChainTable: Codable {
                  "|---|---:|---:|---:|---:|---:|" + (second ? "---:|" : "") + "---:|---:|---:|---:|---:|"]
         for r in (floor.map { [$0] } ?? []) + rows {
             let isData = r.model == ChainRow.dataLabel
-            var cells = [r.model, isData ? "–" : "\(r.steps)", isData ? "–" : "\(r.nfe)", isData ? "–" : fmtW(r.guidance),
+            let swept = rows.filter { $0.model == r.model && $0.pairsGuidance != nil }.count > 1
+            let name = swept ? "\(r.model) (pairs w=\(fmtW(r.pairsGuidance ?? 1)))" : r.model
+            var cells = [name, isData ? "–" : "\(r.steps)", isData ? "–" : "\(r.nfe)", isData ? "–" : fmtW(r.guidance),
                          formatSpread(r.promptAccuracy, digits: 1, percent: true), formatSpread(r.fdFeatures)]
             if second { cells.append(formatSpread(r.fdSecond)) }
             cells += [formatSpread(r.fdPixels), formatSpread(r.precision), formatSpread(r.recall),
@@ -125,7 +129,13 @@ extension ChainTable {
                                          points: curve.map { (100 * mean($0.promptAccuracy), mean($0[keyPath: fd])) },
                                          labels: curve.map { String(format: "w=%g", $0.guidance) }))
             }
-            for r in all where r.steps <= 1 && r.model != "teacher" {
+            let students = rows.filter { $0.model == "2-RF + distill" && $0.pairsGuidance != nil }.sorted { $0.pairsGuidance! < $1.pairsGuidance! }
+            if students.count > 1 {
+                series.append(PlotSeries(name: "2-RF + distill, 1 step (pairs w)",
+                                         points: students.map { (100 * mean($0.promptAccuracy), mean($0[keyPath: fd])) },
+                                         labels: students.map { String(format: "w=%g", $0.pairsGuidance!) }))
+            }
+            for r in all where r.steps <= 1 && r.model != "teacher" && !(students.count > 1 && r.model == "2-RF + distill") {
                 let label = r.model == ChainRow.dataLabel ? r.model : "\(r.model), 1 step"
                 series.append(PlotSeries(name: label, points: [(100 * mean(r.promptAccuracy), mean(r[keyPath: fd]))]))
             }

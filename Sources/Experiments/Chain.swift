@@ -208,9 +208,11 @@ extension Pipeline {
         let started = Date()
         var reports: [ChainStageReport] = []
         let out = chainOutputs
-        let total = 8
-        func record(_ k: Int, _ r: ChainStageReport) {
+        let sweep = config.pairs.guidanceSweep.filter { $0 != config.pairs.guidance }
+        let total = 8 + 4 * sweep.count
+        func record(_ r: ChainStageReport) {
             reports.append(r)
+            let k = reports.count
             let time = r.status == "skipped" ? "" : " in " + Progress.formatDuration(r.seconds)
             say("[\(k)/\(total)] \(r.name): \(r.status)\(time)\(r.note.isEmpty ? "" : " (\(r.note))") -> \(r.output)")
         }
@@ -237,43 +239,67 @@ extension Pipeline {
             }
         }
         let evOutputs = ([evURL] + (secondURL.map { [$0] } ?? [])).map(\.path).joined(separator: ", ")
-        record(1, ChainStageReport(name: "evaluator", status: trained.isEmpty ? "skipped" : "done",
+        record(ChainStageReport(name: "evaluator", status: trained.isEmpty ? "skipped" : "done",
                                    seconds: trained.isEmpty ? 0 : Date().timeIntervalSince(evStart), output: evOutputs,
                                    note: trained.isEmpty ? "exists" : trained.joined(separator: ", ")))
 
         // 2. Teacher.
-        record(2, try trainStage(name: "teacher", output: out.teacher, hash: teacherConfigHash, resume: o.resume) { resume in
+        record(try trainStage(name: "teacher", output: out.teacher, hash: teacherConfigHash, resume: o.resume) { resume in
             try trainTeacher(resume: resume)
         })
 
         // 3. The teacher's pairs.
-        record(3, try pairsStage(name: "pairs-teacher", teacher: out.teacher, output: out.teacherPairs, resume: o.resume))
+        record(try pairsStage(name: "pairs-teacher", teacher: out.teacher, output: out.teacherPairs, resume: o.resume))
 
         // 4. 2-rectified flow.
         let reflowHash = try reflowConfigHash(stage: "reflow", inputs: [out.teacherPairs], initFrom: out.teacher)
-        record(4, try trainStage(name: "reflow", output: out.reflow, hash: reflowHash, resume: o.resume) { resume in
+        record(try trainStage(name: "reflow", output: out.reflow, hash: reflowHash, resume: o.resume) { resume in
             try trainReflow(inputs: [out.teacherPairs], initFrom: out.teacher, resume: resume)
         })
 
         // 5. The 2-RF's pairs (what the student learns). No guidance: the 2-RF learned the guided
         // teacher's coupling, so guiding it again would apply the guidance twice.
-        record(5, try pairsStage(name: "pairs-reflow", teacher: out.reflow, output: out.reflowPairs, guidance: 1,
+        record(try pairsStage(name: "pairs-reflow", teacher: out.reflow, output: out.reflowPairs, guidance: 1,
                                  resume: o.resume))
 
         // 6. One-step student of the 2-RF.
         let distillHash = try distillConfigHash(stage: "distill", pairs: [out.reflowPairs], initFrom: out.reflow)
-        record(6, try trainStage(name: "distill", output: out.distill, hash: distillHash, resume: o.resume) { resume in
+        record(try trainStage(name: "distill", output: out.distill, hash: distillHash, resume: o.resume) { resume in
             try trainDistill(pairs: [out.reflowPairs], initFrom: out.reflow, stage: "distill", resume: resume)
         })
 
         // 7. Ablation: the same student from the teacher, on the teacher's pairs.
         let directHash = try distillConfigHash(stage: "direct-distill", pairs: [out.teacherPairs], initFrom: out.teacher)
-        record(7, try trainStage(name: "direct-distill", output: out.directDistill, hash: directHash, resume: o.resume) { resume in
+        record(try trainStage(name: "direct-distill", output: out.directDistill, hash: directHash, resume: o.resume) { resume in
             try trainDistill(pairs: [out.teacherPairs], initFrom: out.teacher, stage: "direct-distill", resume: resume)
         })
 
+        // 7b. Students from pairs made at other guidance weights (pairs.guidance_sweep), each by the
+        // same path (pairs -> 2-RF -> pairs -> student), so the students' curve sits beside the
+        // teacher's.
+        var sweepStudents: [(guidance: Float, path: String)] = []
+        for w in sweep {
+            let tag = "w" + String(format: "%g", w)
+            let teacherPairs = pairsPath("teacher-\(tag)"), reflowPath = run.file("reflow-\(tag).safetensors")
+            let reflowPairs = pairsPath("reflow-\(tag)"), student = run.file("distill-\(tag).safetensors")
+            record(try pairsStage(name: "pairs-teacher-\(tag)", teacher: out.teacher, output: teacherPairs, guidance: w,
+                                  resume: o.resume))
+            let rh = try reflowConfigHash(stage: "reflow-\(tag)", inputs: [teacherPairs], initFrom: out.teacher)
+            record(try trainStage(name: "reflow-\(tag)", output: reflowPath, hash: rh, resume: o.resume) { resume in
+                try trainReflow(inputs: [teacherPairs], initFrom: out.teacher, stage: "reflow-\(tag)", resume: resume)
+            })
+            record(try pairsStage(name: "pairs-reflow-\(tag)", teacher: reflowPath, output: reflowPairs, guidance: 1,
+                                  resume: o.resume))
+            let dh = try distillConfigHash(stage: "distill-\(tag)", pairs: [reflowPairs], initFrom: reflowPath)
+            record(try trainStage(name: "distill-\(tag)", output: student, hash: dh, resume: o.resume) { resume in
+                try trainDistill(pairs: [reflowPairs], initFrom: reflowPath, stage: "distill-\(tag)", resume: resume)
+            })
+            sweepStudents.append((w, student))
+        }
+
         // 8. The table.
         var req = chainEvalRequest(evaluator: evURL.path, secondEvaluator: secondURL?.path)
+        req.sweepStudents = sweepStudents
         req.gridDirectory = run.samplesPath
         let evalHash = try req.hash()
         var table: ChainTable
@@ -282,14 +308,14 @@ extension Pipeline {
            let old = try? JSONDecoder().decode(ChainTable.self, from: data), old.configHash == evalHash,
            old.grids.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) {
             table = old
-            record(8, ChainStageReport(name: "eval", status: "skipped", seconds: 0, output: out.results, note: "up to date"))
+            record(ChainStageReport(name: "eval", status: "skipped", seconds: 0, output: out.results, note: "up to date"))
         } else {
             table = try evaluateChain(req)
             table.configHash = evalHash
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             try atomicWrite(enc.encode(table), to: out.results)
-            record(8, ChainStageReport(name: "eval", status: "done", seconds: Date().timeIntervalSince(t0), output: out.results, note: ""))
+            record(ChainStageReport(name: "eval", status: "done", seconds: Date().timeIntervalSince(t0), output: out.results, note: ""))
         }
         let seconds = Date().timeIntervalSince(started)
         var grids = table.grids
@@ -348,9 +374,9 @@ extension Pipeline {
 extension ChainEvalRequest {
     /// What the table depends on: settings and the SHA-256 of every checkpoint read.
     public func hash() throws -> String {
-        var parts = ["chain-eval", "steps=\(steps)", "samples=\(samples)", "seeds=\(seeds)", "guidance=\(guidance)/\(reflowGuidance)/\(teacherGuidanceSweep)",
+        var parts = ["chain-eval", "steps=\(steps)", "samples=\(samples)", "seeds=\(seeds)", "guidance=\(guidance)/\(reflowGuidance)/\(teacherGuidanceSweep)/\(sweepStudents.map(\.guidance))",
                      "straightness=\(straightnessSteps)", "batch=\(batchSize)", "grids=\(gridDirectory ?? "-")/\(gridCount)"]
-        for p in [teacher, reflow, distill, directDistill, evaluator, secondEvaluator] {
+        for p in [teacher, reflow, distill, directDistill, evaluator, secondEvaluator] + sweepStudents.map(\.path) {
             parts.append(try p.map { FileManager.default.fileExists(atPath: $0) ? try SHA256.hex(file: $0) : "missing" } ?? "-")
         }
         return chainHash(parts)

@@ -268,6 +268,7 @@ public struct PairsSection: ConfigSection, Equatable {
     public var rtol: Double = 1e-3
     public var atol: Double = 1e-4
     public var guidance: Float = 1.5
+    public var guidanceSweep: [Float] = []
     public var batchSize = 256
 
     public init() {}
@@ -282,9 +283,12 @@ public struct PairsSection: ConfigSection, Equatable {
         try v.field("rtol", &rtol, doc: "dopri5: relative tolerance")
         try v.field("atol", &atol, doc: "dopri5: absolute tolerance")
         try v.field("guidance", &guidance, doc: "classifier-free guidance weight (1 = none)")
+        try v.field("guidance_sweep", &guidanceSweep,
+                    doc: "chain: also make teacher pairs at these weights, each with its own 2-RF and student (the students' curve)")
         try v.field("batch_size", &batchSize, doc: "trajectories solved together")
         v.check(count >= 1, "count", "must be at least 1")
         v.check(steps >= 1, "steps", "must be at least 1")
+        v.check(guidanceSweep.allSatisfy { $0 > 0 && $0.isFinite }, "guidance_sweep", "weights must be positive")
         v.check(rtol > 0, "rtol", "must be positive")
         v.check(atol > 0, "atol", "must be positive")
         v.check(batchSize >= 1, "batch_size", "must be at least 1")

@@ -339,6 +339,22 @@ final class ChainTests: XCTestCase {
         let third = try p2.runChain(o)
         XCTAssertEqual(third.stages.map(\.status), ["skipped", "skipped", "skipped", "skipped", "skipped", "done", "done", "done"])
         XCTAssertTrue(FileManager.default.fileExists(atPath: p2.run.file("distill.safetensors.stale")), "old student kept aside")
+        // A guidance sweep adds one path per weight (pairs -> 2-RF -> pairs -> student) and
+        // leaves every stage before it alone; its student is a second "2-RF + distill" row.
+        var sweepConfig = p2.config
+        sweepConfig.pairs.guidanceSweep = [1, 2]  // 1 is pairs.guidance already: only w = 2 is new
+        let swept = try Pipeline(config: sweepConfig).runChain(o)
+        XCTAssertEqual(swept.stages.map(\.name), ["evaluator", "teacher", "pairs-teacher", "reflow", "pairs-reflow", "distill",
+                                                  "direct-distill", "pairs-teacher-w2", "reflow-w2", "pairs-reflow-w2",
+                                                  "distill-w2", "eval"])
+        XCTAssertEqual(swept.stages.map(\.status), ["skipped", "skipped", "skipped", "skipped", "skipped", "skipped", "skipped",
+                                                    "done", "done", "done", "done", "done"])
+        let students = swept.table.rows.filter { $0.model == "2-RF + distill" }
+        XCTAssertEqual(students.map(\.pairsGuidance), [1, 2])
+        XCTAssertTrue(students.allSatisfy { $0.distillError.count == 2 })
+        XCTAssertTrue(swept.table.markdown().contains("| 2-RF + distill (pairs w=2) | 1 | 1 |"))
+        let plot = try String(contentsOfFile: p2.run.file("curves_conv3.svg"), encoding: .utf8)
+        XCTAssertTrue(plot.contains("2-RF + distill, 1 step (pairs w)"), "the students' curve is plotted")
     }
 }
 
