@@ -9,7 +9,7 @@ let fast: [SwiftSetting] = [
 ]
 
 // What every thin command-line tool links.
-let tool: [Target.Dependency] = ["Experiments", "ReflowCLI", "ConfigKit", "Generation", "Reporting", "Flow", "Models", "Formats", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+let tool: [Target.Dependency] = ["Experiments", "ReflowCLI", "ConfigKit", "Generation", "Reporting", "Flow", "Models", "Formats", "TripletStore", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
 
 let package = Package(
     name: "Reflow",

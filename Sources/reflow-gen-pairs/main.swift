@@ -1,6 +1,7 @@
 import ArgumentParser
 import ReflowCLI
 import Experiments
+import TripletStore
 import Foundation
 import TensorCore
 
