@@ -86,10 +86,8 @@ func measureFlowStraightness(_ model: FlowModel, x0: Tensor, prompts: [String], 
 extension EvalContext {
     /// Scores the chain's checkpoints (see the top of this file).
     public func evaluateChain(_ r: ChainEvalRequest) throws -> ChainTable {
-        let ctx = self
-        let (reference, prompts, classes) = (ctx.reference, ctx.prompts, ctx.classes)
-        var table = ctx.emptyTable(samples: r.samples, seeds: r.seeds)
-        table.floor = try ctx.floorRow(seeds: r.seeds)
+        var table = emptyTable(samples: r.samples, seeds: r.seeds)
+        table.floor = try floorRow(seeds: r.seeds)
 
         var models: [(label: String, path: String, guidance: Float)] = [("teacher", r.teacher, r.guidance)]
         if let p = r.reflow { models.append(("2-RF", p, r.reflowGuidance)) }
@@ -97,7 +95,7 @@ extension EvalContext {
         let students: [(label: String, path: String?, pairsGuidance: Float?)] =
             [("2-RF + distill", r.distill, r.guidance), ("teacher + direct distill", r.directDistill, nil)]
             + r.sweepStudents.map { ("2-RF + distill", $0.path, $0.guidance) }
-        let shape = try ctx.load(r.teacher).0.spec.itemShape
+        let shape = try load(r.teacher).0.spec.itemShape
         let noises = r.seeds.map { itemNoise(seed: $0, first: 0, count: r.samples, itemShape: shape) }
         let gridN = min(r.gridCount, r.samples)
         let isPoints = shape == [2, 1, 1]
@@ -117,7 +115,7 @@ extension EvalContext {
 
         // Flows at each step count, and their straightness.
         for (label, path, w) in models {
-            let (model, _) = try ctx.load(path)
+            let (model, _) = try load(path)
             try warmUp(model, prompts: prompts, guidance: w, batchSize: r.batchSize)
             for steps in r.steps {
                 var row = ChainRow(model: label, steps: steps, nfe: 0, guidance: w)
@@ -156,7 +154,7 @@ extension EvalContext {
         var makerCache: [String: [Tensor]] = [:]
         for (label, p, pairsGuidance) in students {
             guard let path = p else { continue }
-            let (model, meta) = try ctx.load(path)
+            let (model, meta) = try load(path)
             let k = Int(meta[StudentKey.studentSteps] ?? "1") ?? 1
             let maker = try pairMakerOutputs(meta: meta, student: path, noises: noises, prompts: prompts,
                                              batchSize: r.batchSize, cache: &makerCache)
@@ -183,7 +181,6 @@ extension EvalContext {
     /// metadata). nil when the metadata does not name it or the checkpoint is gone.
     func pairMakerOutputs(meta: [String: String], student: String, noises: [Tensor], prompts: [String], batchSize: Int,
                           cache: inout [String: [Tensor]]) throws -> [Tensor]? {
-        let ctx = self
         guard let makerPath = meta[StudentKey.pairsTeacher], let solverJSON = meta[StudentKey.pairsSolver] else {
             Log.note("\(student) does not name the flow that made its pairs; no distillation error")
             return nil
@@ -204,7 +201,7 @@ extension EvalContext {
         }
         let key = "\(makerPath)|\(settings.json)|\(w)"
         if let c = cache[key] { return c }
-        let (model, _) = try ctx.load(makerPath)
+        let (model, _) = try load(makerPath)
         let solver = settings.makeSolver()
         var outs: [Tensor] = []
         for x0 in noises {

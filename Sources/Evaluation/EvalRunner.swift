@@ -40,14 +40,12 @@ public struct EvalRequest {
 extension EvalContext {
     /// Scores checkpoints at several step counts on the same noise and prompts.
     public func evaluate(_ r: EvalRequest) throws -> ChainTable {
-        let ctx = self
-        let (reference, prompts, classes) = (ctx.reference, ctx.prompts, ctx.classes)
-        var table = ctx.emptyTable(samples: r.samples, seeds: r.seeds)
+        var table = emptyTable(samples: r.samples, seeds: r.seeds)
         table.solver = r.solver.rawValue
-        table.floor = try ctx.floorRow(seeds: r.seeds)
+        table.floor = try floorRow(seeds: r.seeds)
         var makerCache: [String: [Tensor]] = [:]
         for (label, path) in r.checkpoints {
-            let (model, meta) = try ctx.load(path)
+            let (model, meta) = try load(path)
             let noises = r.seeds.map { itemNoise(seed: $0, first: 0, count: r.samples, itemShape: model.spec.itemShape) }
             // A student is scored against its pair-maker at the step count it was trained for (with
             // Euler, as it was trained); the maker's multi-step outputs are costly, so only then.
