@@ -12,24 +12,18 @@ public func classifierAccuracy(_ c: any ImageClassifier, images: Tensor, labels:
 
 /// Arg-max class of every image.
 public func classify(_ c: any ImageClassifier, images: Tensor, batchSize: Int = 500) throws -> [Int] {
-    c.eval()
-    defer { c.train() }
-    return try noGrad {
-        var out: [Int] = []
-        let n = images.shape[0]
-        var lo = 0
-        while lo < n {
-            let hi = min(n, lo + batchSize)
-            let logits = try c(images.slice(axis: 0, range: lo..<hi))
-            let k = logits.shape[1]
-            for i in 0..<(hi - lo) {
-                var best = 0
-                for j in 1..<k where logits.storage.ptr[i * k + j] > logits.storage.ptr[i * k + best] { best = j }
-                out.append(best)
-            }
-            lo = hi
-        }
-        return out
+    try classify(c, features: classifierFeatures(c, images: images, batchSize: batchSize))
+}
+
+/// Arg-max class from features already computed by `classifierFeatures` (scoring needs both, so
+/// the network runs once).
+public func classify(_ c: any ImageClassifier, features: Tensor) throws -> [Int] {
+    let logits = try noGrad { try c.logits(features: features) }
+    let n = logits.shape[0], k = logits.shape[1]
+    return (0..<n).map { i in
+        var best = 0
+        for j in 1..<k where logits.storage.ptr[i * k + j] > logits.storage.ptr[i * k + best] { best = j }
+        return best
     }
 }
 

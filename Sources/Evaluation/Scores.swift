@@ -47,12 +47,12 @@ public struct SampleScores {
 public func scoreImages(_ images: Tensor, classes: [Int], reference: Reference, imagesPerSecond: Double?,
                         nfe: Int) throws -> SampleScores {
     let n = images.shape[0]
+    let f = try classifierFeatures(reference.evaluator, images: images)
     var acc: Double? = nil
     if !classes.isEmpty {
-        let pred = try classify(reference.evaluator, images: images)
+        let pred = try classify(reference.evaluator, features: f)
         acc = Double(zip(pred, classes).filter { $0 == $1 }.count) / Double(classes.count)
     }
-    let f = try classifierFeatures(reference.evaluator, images: images)
     let fdF = try frechetDistance(GaussianFit(f), reference.features)
     let fdS = try reference.second.map { try frechetDistance(GaussianFit(classifierFeatures($0.evaluator, images: images)), $0.features) }
     let fdP = try frechetDistance(GaussianFit(images.reshaped([n, -1])), reference.pixels)

@@ -44,6 +44,8 @@ public final class Classifier: ImageClassifier {
     /// Class logits [B, classes].
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try head(features(x)) }
 
+    public func logits(features: Tensor) throws -> Tensor { try head(features) }
+
     /// Mean cross-entropy of logits against integer labels.
     public static func crossEntropy(_ logits: Tensor, labels: [Int]) throws -> Tensor {
         try Models.crossEntropy(logits, labels: labels)

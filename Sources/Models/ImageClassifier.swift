@@ -16,6 +16,8 @@ public protocol ImageClassifier: Module {
     func featureMaps(_ x: Tensor) throws -> [Tensor]
     /// Class logits [B, classes].
     func callAsFunction(_ x: Tensor) throws -> Tensor
+    /// Class logits from `features(x)`, so a caller needing both runs the network once.
+    func logits(features: Tensor) throws -> Tensor
 }
 
 extension ImageClassifier {

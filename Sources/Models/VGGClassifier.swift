@@ -48,4 +48,6 @@ public final class VGGClassifier: ImageClassifier {
     }
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try head(features(x)) }
+
+    public func logits(features: Tensor) throws -> Tensor { try head(features) }
 }
