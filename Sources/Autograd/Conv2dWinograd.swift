@@ -129,7 +129,7 @@ struct Winograd3x3 {
         if parts == 1 {
             run(0)
         } else {
-            Im2col.withSerialBLAS { Parallel.items(parts, costPerItem: Parallel.grain) { run($0) } }
+            Parallel.items(parts, costPerItem: Parallel.grain) { run($0) }
         }
         withExtendedLifetime(u) {}
     }

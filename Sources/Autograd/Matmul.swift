@@ -49,7 +49,8 @@ extension Tensor {
         }
         let out = Storage(uninitializedCount: bsz * m * n)
         let tb = transposeRight
-        for i in 0..<bsz {  // sequential: each sgemm is itself threaded by OpenBLAS
+        let work = m * n * k
+        Parallel.items(bsz, costPerItem: work) { i in  // one item per thread (many small products)
             BLAS.sgemm(transB: tb, m: m, n: n, k: k, a: a.storage.ptr + i * m * k, lda: k,
                        b: w.storage.ptr + i * k * n, ldb: tb ? k : n, c: out.ptr + i * m * n, ldc: n)
         }
@@ -57,7 +58,7 @@ extension Tensor {
             var ga: Tensor? = nil, gw: Tensor? = nil
             if a.requiresGrad {  // dA = dC * B^T   (B = W or W^T)
                 let s = Storage(uninitializedCount: bsz * m * k)
-                for i in 0..<bsz {  // sequential: each sgemm is itself threaded by OpenBLAS
+                Parallel.items(bsz, costPerItem: work) { i in
                     BLAS.sgemm(transB: !tb, m: m, n: k, k: n, a: g.storage.ptr + i * m * n, lda: n,
                                b: w.storage.ptr + i * k * n, ldb: tb ? k : n, c: s.ptr + i * m * k, ldc: k)
                 }
@@ -65,7 +66,7 @@ extension Tensor {
             }
             if w.requiresGrad {
                 let s = Storage(uninitializedCount: bsz * k * n)
-                for i in 0..<bsz {  // sequential: each sgemm is itself threaded by OpenBLAS
+                Parallel.items(bsz, costPerItem: work) { i in
                     if tb {  // W is [n, k]: dW = dC^T * A
                         BLAS.sgemm(transA: true, m: n, n: k, k: m, a: g.storage.ptr + i * m * n, lda: n,
                                    b: a.storage.ptr + i * m * k, ldb: k, c: s.ptr + i * k * n, ldc: k)

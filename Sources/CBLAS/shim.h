@@ -14,3 +14,19 @@ static inline void rf_keep_large_allocations(void) {
     mallopt(M_MMAP_THRESHOLD, 256 << 20);
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
+// Sequentially consistent atomics on a long, and a spin-wait hint, for TensorCore's thread pool
+// (its wake-up protocol needs store->load ordering between two flags).
+static inline long rf_atomic_load(long *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+static inline void rf_atomic_store(long *p, long v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
+static inline long rf_atomic_add(long *p, long v) { return __atomic_add_fetch(p, v, __ATOMIC_SEQ_CST); }
+static inline long rf_atomic_exchange(long *p, long v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }
+static inline int rf_atomic_cas(long *p, long expected, long desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+static inline void rf_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}

@@ -214,14 +214,4 @@ public enum Im2col {
         }
         while i < n { d[i] += s[i]; i += 1 }
     }
-
-    /// Runs `body` with OpenBLAS on one thread: for loops that call sgemm from each of our own
-    /// worker threads (one image each), where nested BLAS threading would only contend.
-    public static func withSerialBLAS<T>(_ body: () throws -> T) rethrows -> T {
-        let old = openblas_get_num_threads()
-        if old == 1 { return try body() }
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(old) }
-        return try body()
-    }
 }

@@ -1,17 +1,14 @@
 import Dispatch
 import CBLAS
 
-/// Thread settings for our own loops and for OpenBLAS, kept in step.
+/// Thread settings for our own loops (OpenBLAS stays on one thread: see BLAS).
 public enum Runtime {
     nonisolated(unsafe) private static var _threads: Int = max(1, min(2, ProcessInfoLite.cpuCount))
 
-    /// Number of threads used by elementwise/reduction loops and by OpenBLAS.
+    /// Number of threads of our pool (elementwise loops, reductions, split sgemm, convolutions).
     public static var threads: Int {
         get { _threads }
-        set {
-            _threads = max(1, newValue)
-            openblas_set_num_threads(Int32(_threads))
-        }
+        set { _threads = max(1, newValue) }
     }
 
     /// OpenBLAS's chosen kernel family (e.g. "SkylakeX", "Haswell", "Prescott").
@@ -69,34 +66,101 @@ public enum Parallel {
 import Glibc
 #endif
 
-/// Persistent worker threads for `Parallel`. libdispatch's concurrentPerform on Linux often
-/// wakes its second thread late (100+ us) or not at all, running both halves of a 2-way split
-/// on the caller; these workers sleep on a semaphore each and start within ~20 us. The caller
-/// runs part 0 itself. A nested or concurrent call (the pool already taken) runs serially.
+/// Persistent worker threads for `Parallel`. The caller runs part 0 itself. A worker that
+/// finishes spins (with the CPU's pause hint, no system calls) for `spinNanos` waiting for the
+/// next loop, which usually follows within microseconds, then sleeps on its semaphore; the
+/// caller likewise spins briefly for the workers' parts before sleeping. Sleeping on every
+/// hand-off cost ~10-50 us per parallel loop (futex wake + reschedule) and made 2 threads only
+/// 1.2x one on a U-Net training step. A nested or concurrent call (the pool already taken) runs
+/// its parts serially.
 public enum ThreadPool {
+    /// How long an idle thread spins before sleeping.
+    public static let spinNanos: UInt64 = 100_000
+
+    /// Flags shared with C atomics (sequentially consistent).
+    final class Flags: @unchecked Sendable {
+        let p = UnsafeMutablePointer<Int>.allocate(capacity: 2)
+        init() { p.initialize(repeating: 0, count: 2) }
+        var epoch: UnsafeMutablePointer<Int> { p }
+        var sleeping: UnsafeMutablePointer<Int> { p + 1 }
+    }
+
     final class Worker: @unchecked Sendable {
+        let flags = Flags()
         let wake = DispatchSemaphore(value: 0)
         var task: ((Int) -> Void)?
         var index = 0
+
         func loop() -> Never {
+            var seen = 0
             while true {
-                wake.wait()
+                seen = waitForTask(after: seen)
                 runTask()
-                ThreadPool.done.signal()
+                ThreadPool.finishPart()
             }
         }
+
+        /// Returns the new epoch once the caller has handed over a task.
+        func waitForTask(after seen: Int) -> Int {
+            if let e = ThreadPool.spin(until: { let e = rf_atomic_load(flags.epoch); return e != seen ? e : nil }) {
+                return e
+            }
+            // Announce the sleep, then look again: either we see the new epoch here, or the
+            // caller (which bumps the epoch before it reads the flag) sees the flag and signals.
+            rf_atomic_store(flags.sleeping, 1)
+            let e = rf_atomic_load(flags.epoch)
+            if e != seen && rf_atomic_cas(flags.sleeping, 1, 0) != 0 { return e }
+            wake.wait()
+            return rf_atomic_load(flags.epoch)
+        }
+
         /// Out of line, so the worker's reference to the closure is gone before it signals
         /// (withoutActuallyEscaping checks that nothing holds it when `perform` returns).
         @inline(never) func runTask() { task!(index) }
+
+        func hand(_ body: @escaping (Int) -> Void, index k: Int) {
+            task = body
+            index = k
+            _ = rf_atomic_add(flags.epoch, 1)
+            if rf_atomic_exchange(flags.sleeping, 0) != 0 { wake.signal() }
+        }
     }
 
     nonisolated(unsafe) static var workers: [Worker] = []
+    /// [parts still running, caller sleeping].
+    static let state = Flags()
     static let done = DispatchSemaphore(value: 0)
     nonisolated(unsafe) static let lock: UnsafeMutablePointer<pthread_mutex_t> = {
         let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         pthread_mutex_init(m, nil)
         return m
     }()
+
+    static func finishPart() {
+        if rf_atomic_add(state.epoch, -1) == 0 && rf_atomic_exchange(state.sleeping, 0) != 0 { done.signal() }
+    }
+
+    /// Spins until `check` returns a value or `spinNanos` pass.
+    @inline(__always)
+    static func spin<T>(until check: () -> T?) -> T? {
+        var deadline: UInt64 = 0
+        var i = 0
+        while true {
+            if let v = check() { return v }
+            i += 1
+            if i & 63 == 0 {
+                let t = monotonicNanos()
+                if deadline == 0 { deadline = t + spinNanos } else if t > deadline { return nil }
+            }
+            rf_cpu_relax()
+        }
+    }
+
+    static func monotonicNanos() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
 
     /// Runs body(0) ..< body(parts - 1), part 0 on the calling thread, and returns when all are done.
     public static func perform(_ parts: Int, _ body: (Int) -> Void) {
@@ -108,13 +172,13 @@ public enum ThreadPool {
         defer { pthread_mutex_unlock(lock) }
         while workers.count < parts - 1 { workers.append(spawn()) }
         withoutActuallyEscaping(body) { body in
-            for k in 1..<parts {
-                workers[k - 1].task = body
-                workers[k - 1].index = k
-                workers[k - 1].wake.signal()
-            }
+            rf_atomic_store(state.epoch, parts - 1)
+            for k in 1..<parts { workers[k - 1].hand(body, index: k) }
             body(0)
-            for _ in 1..<parts { done.wait() }
+            if spin(until: { rf_atomic_load(state.epoch) == 0 ? true : nil }) == nil {
+                rf_atomic_store(state.sleeping, 1)
+                if !(rf_atomic_load(state.epoch) == 0 && rf_atomic_cas(state.sleeping, 1, 0) != 0) { done.wait() }
+            }
             for k in 1..<parts { workers[k - 1].task = nil }
         }
     }
