@@ -25,7 +25,9 @@ extension Tensor {
                     node.grad = node.grad.map { addSame($0, g) } ?? g
                     continue
                 }
+                let start = OpProfile.enabled ? OpProfile.now() : 0
                 let inGrads = pb(g)
+                if OpProfile.enabled { OpProfile.backwardDone(node.opName ?? "op", since: start) }
                 for (inp, ig) in zip(node.inputs, inGrads) {
                     guard inp.requiresGrad, let ig else { continue }
                     precondition(ig.shape == inp.shape,

@@ -87,6 +87,7 @@ public final class Tensor: CustomStringConvertible {
     /// Output of an op: recorded on the tape only when some input needs a gradient.
     static func result(_ op: String, shape: [Int], storage: Storage, inputs: [Tensor],
                        pullback: @escaping (Tensor) -> [Tensor?]) -> Tensor {
+        OpProfile.forwardDone(op)
         if GradMode.isEnabled && inputs.contains(where: { $0.requiresGrad }) {
             return Tensor(shape: shape, storage: storage, op: op, inputs: inputs, pullback: pullback)
         }
