@@ -67,7 +67,9 @@ extension Tensor {
         }
 
         let inputs = [x, weight] + (bias.map { [$0] } ?? [])
-        return Tensor.result("conv2d", shape: outShape, storage: out, inputs: inputs) { g in
+        // With profiling on, each conv shape gets its own row.
+        let name = OpProfile.enabled ? "conv2d \(c)->\(o) \(kh)x\(kw)/\(stride) at \(h)x\(w)" : "conv2d"
+        return Tensor.result(name, shape: outShape, storage: out, inputs: inputs) { g in
             let needX = x.requiresGrad, needW = weight.requiresGrad, needB = bias?.requiresGrad ?? false
             let gp = g.storage.ptr
             let gx = needX ? Storage(uninitializedCount: n * inSize) : nil
@@ -122,9 +124,9 @@ enum ConvKernels {
     static func parts(_ n: Int) -> Int { max(1, min(Runtime.threads, n)) }
 
     /// Runs `body(part, images, scratch)` over one contiguous range of images per thread, each
-    /// with its own scratch buffer of `scratch` floats (nil when 0). With one part, BLAS keeps
-    /// its own threads (a single image still uses both cores); otherwise it runs serially
-    /// inside each of ours.
+    /// with its own scratch buffer of `scratch` floats (nil when 0). With one part, sgemm splits
+    /// itself over the pool (a single image still uses both cores); otherwise the pool is taken
+    /// and each sgemm runs on its own thread.
     static func images(_ n: Int, scratch: Int, zeroed: Bool = false, _ body: (Int, Range<Int>, UnsafeMutablePointer<Float>?) -> Void) {
         let parts = parts(n)
         let per = (n + parts - 1) / parts
@@ -135,9 +137,7 @@ enum ConvKernels {
             withExtendedLifetime(buf) { body(part, range, buf?.ptr) }
         }
         if parts == 1 { run(0); return }
-        Im2col.withSerialBLAS {
-            Parallel.items(parts, costPerItem: Parallel.grain) { run($0) }
-        }
+        Parallel.items(parts, costPerItem: Parallel.grain) { run($0) }
     }
 
     /// Elementwise sum of `parts` consecutive blocks of `size` floats.
@@ -172,20 +172,9 @@ enum ConvKernels {
         let out = gb.ptr
         Parallel.items(o, costPerItem: n * p) { oc in
             var acc: Float = 0
-            for img in 0..<n { acc += sum(gp + (img * o + oc) * p, p) }
+            for img in 0..<n { acc += Reduce.sum(gp + (img * o + oc) * p, p) }
             out[oc] = acc
         }
         return gb
-    }
-
-    /// Sum of n floats with SIMD accumulators.
-    @inline(__always)
-    static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc = SIMD16<Float>(repeating: 0)
-        var i = 0
-        while i + 16 <= n { acc += UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self); i += 16 }
-        var s = acc.sum()
-        while i < n { s += p[i]; i += 1 }
-        return s
     }
 }

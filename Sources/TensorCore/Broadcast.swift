@@ -15,15 +15,32 @@ public struct BroadcastPlan {
             let st = ShapeUtil.strides(pad)
             return (0..<n).map { pad[$0] == 1 && out[$0] != 1 ? 0 : st[$0] }
         }
-        let sa = bstrides(a), sb = bstrides(b)
-        rowLength = n == 0 ? 1 : out[n - 1]
-        rows = rowLength == 0 ? 0 : ShapeUtil.count(out) / max(rowLength, 1)
-        aInner = n == 0 ? 0 : sa[n - 1]
-        bInner = n == 0 ? 0 : sb[n - 1]
-        aStrides = n == 0 ? [] : Array(sa.dropLast())
-        bStrides = n == 0 ? [] : Array(sb.dropLast())
-        outer = n == 0 ? [] : Array(out.dropLast())
+        // Coalesce axes: drop size-1 axes and merge neighbours that both operands walk the same
+        // way (contiguous, or both broadcast), so [N, C, H, W] with [N, C, 1, 1] becomes rows of
+        // H*W instead of rows of W (4x fewer offset computations, full SIMD rows).
+        var dims: [Int] = [], sa: [Int] = [], sb: [Int] = []
+        let fa = bstrides(a), fb = bstrides(b)
+        for d in 0..<n where out[d] != 1 {
+            if let last = dims.last, sa.last! == fa[d] * out[d], sb.last! == fb[d] * out[d] {
+                dims[dims.count - 1] = last * out[d]
+                sa[sa.count - 1] = fa[d]; sb[sb.count - 1] = fb[d]
+            } else {
+                dims.append(out[d]); sa.append(fa[d]); sb.append(fb[d])
+            }
+        }
+        let m = dims.count
+        let total = ShapeUtil.count(out)
+        rowLength = m == 0 ? (total == 0 ? 0 : 1) : dims[m - 1]
+        rows = rowLength == 0 ? 0 : total / rowLength
+        aInner = m == 0 ? 0 : (sa[m - 1] == 0 ? 0 : 1)
+        bInner = m == 0 ? 0 : (sb[m - 1] == 0 ? 0 : 1)
+        aStrides = m == 0 ? [] : Array(sa.dropLast())
+        bStrides = m == 0 ? [] : Array(sb.dropLast())
+        outer = m == 0 ? [] : Array(dims.dropLast())
     }
+
+    /// True when no outer axis of `b` is broadcast: every row maps to its own offset in b.
+    public var bRowsDistinct: Bool { !bStrides.contains(0) }
 
     /// Base offsets of row r in a and b.
     @inline(__always)
@@ -48,17 +65,32 @@ public enum Reduce {
         dst.initialize(repeating: 0, count: n)
         let plan = BroadcastPlan(from, to, out: from)
         let len = plan.rowLength
-        for r in 0..<plan.rows {
+        func row(_ r: Int) {
             let (oa, ob) = plan.offsets(row: r)
             let s = src + oa
             if plan.bInner == 0 {
-                var acc: Float = 0
-                for j in 0..<len { acc += s[j] }
-                dst[ob] += acc
+                dst[ob] += sum(s, len)
             } else {
                 let d = dst + ob
                 for j in 0..<len { d[j] += s[j] }
             }
         }
+        // Rows may run in parallel only when each writes its own part of dst.
+        if plan.bRowsDistinct {
+            Parallel.chunks(plan.rows, grain: max(1, Parallel.grain / max(len, 1))) { rs in for r in rs { row(r) } }
+        } else {
+            for r in 0..<plan.rows { row(r) }
+        }
+    }
+
+    /// Sum of n floats with 16 SIMD accumulators.
+    @inline(__always)
+    public static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = SIMD16<Float>(repeating: 0)
+        var i = 0
+        while i + 16 <= n { acc += UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self); i += 16 }
+        var s = acc.sum()
+        while i < n { s += p[i]; i += 1 }
+        return s
     }
 }

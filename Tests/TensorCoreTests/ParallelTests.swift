@@ -1,0 +1,100 @@
+import XCTest
+import TensorCore
+
+/// The thread pool, the split sgemm and broadcasting plans: results must not depend on the
+/// number of threads or on how the work is cut.
+final class ParallelTests: XCTestCase {
+    override func tearDown() { Runtime.threads = 2 }
+
+    /// Naive row-major reference C = op(A) op(B), in Double.
+    func reference(_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ a: [Float], _ b: [Float]) -> [Float] {
+        var c = [Float](repeating: 0, count: m * n)
+        for i in 0..<m {
+            for j in 0..<n {
+                var s = 0.0
+                for p in 0..<k {
+                    let av = ta ? a[p * m + i] : a[i * k + p]
+                    let bv = tb ? b[j * k + p] : b[p * n + j]
+                    s += Double(av) * Double(bv)
+                }
+                c[i * n + j] = Float(s)
+            }
+        }
+        return c
+    }
+
+    /// Products above the split threshold, split by columns (n >= m) and by rows (m > n), with
+    /// every transpose combination, equal the Double reference to float rounding, as the serial
+    /// product does. (Not bit for bit: OpenBLAS may pick other kernels for a narrower block.)
+    func testSplitSgemmMatchesSerialAndReference() {
+        var rng = SystemRandomNumberGenerator()
+        for (m, n, k) in [(96, 200, 40), (300, 70, 33), (64, 64, 128)] {
+            XCTAssertGreaterThanOrEqual(m * n * k, BLAS.parallelWork, "shape \(m)x\(n)x\(k) must take the split path")
+            let a = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let b = (0..<(k * n)).map { _ in Float.random(in: -1...1, using: &rng) }
+            for ta in [false, true] {
+                for tb in [false, true] {
+                    func run(threads: Int) -> [Float] {
+                        Runtime.threads = threads
+                        var c = [Float](repeating: 7, count: m * n)
+                        a.withUnsafeBufferPointer { ap in
+                            b.withUnsafeBufferPointer { bp in
+                                c.withUnsafeMutableBufferPointer { cp in
+                                    BLAS.sgemm(transA: ta, transB: tb, m: m, n: n, k: k, a: ap.baseAddress!, lda: ta ? m : k,
+                                               b: bp.baseAddress!, ldb: tb ? k : n, c: cp.baseAddress!, ldc: n)
+                                }
+                            }
+                        }
+                        return c
+                    }
+                    let ref = reference(ta, tb, m, n, k, a, b)
+                    for threads in [1, 2, 3] {
+                        let worst = zip(run(threads: threads), ref).map { abs($0 - $1) }.max()!
+                        // |terms| <= 1: k products, each rounded once, plus the sums' rounding.
+                        XCTAssertLessThan(worst, 2e-6 * Float(k), "\(m)x\(n)x\(k) transA \(ta) transB \(tb), \(threads) threads: off the reference by \(worst)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Many hand-offs in a row, some right after the last (workers still spinning), some after a
+    /// pause longer than the spin (workers asleep): every part runs exactly once each time.
+    func testPoolRunsEveryPartOnceAcrossSpinAndSleep() {
+        Runtime.threads = 2
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: 4)
+        defer { counts.deallocate() }
+        for round in 0..<2_000 {
+            counts.initialize(repeating: 0, count: 4)
+            let parts = 2 + round % 3
+            ThreadPool.perform(parts) { p in counts[p] += 1 }
+            for p in 0..<parts { XCTAssertEqual(counts[p], 1, "round \(round): part \(p) ran \(counts[p]) times") }
+            if round % 100 == 0 { usleep(UInt32(ThreadPool.spinNanos / 1000) * 3) }
+        }
+    }
+
+    /// Coalesced broadcasting gives the plain index arithmetic's offsets.
+    func testBroadcastPlanOffsets() {
+        for (a, b, out) in [([2, 3, 4, 5], [2, 3, 1, 1], [2, 3, 4, 5]), ([4, 1, 5], [3, 1], [4, 3, 5]),
+                            ([1, 3, 1], [2, 1, 4], [2, 3, 4]), ([6], [1], [6]), ([], [2, 2], [2, 2]), ([2, 1, 3], [2, 1, 3], [2, 1, 3])] {
+            let plan = BroadcastPlan(a, b, out: out)
+            XCTAssertEqual(plan.rows * plan.rowLength, out.reduce(1, *), "\(a) x \(b)")
+            func offset(_ shape: [Int], _ idx: [Int]) -> Int {
+                let pad = [Int](repeating: 1, count: out.count - shape.count) + shape
+                var o = 0
+                for d in 0..<out.count { o = o * pad[d] + (pad[d] == 1 ? 0 : idx[d]) }
+                return o
+            }
+            for r in 0..<plan.rows {
+                for j in 0..<plan.rowLength {
+                    var flat = r * plan.rowLength + j
+                    var idx = [Int](repeating: 0, count: out.count)
+                    for d in stride(from: out.count - 1, through: 0, by: -1) { idx[d] = flat % out[d]; flat /= out[d] }
+                    let (oa, ob) = plan.offsets(row: r)
+                    XCTAssertEqual(oa + j * plan.aInner, offset(a, idx), "\(a) x \(b): a offset at row \(r), column \(j)")
+                    XCTAssertEqual(ob + j * plan.bInner, offset(b, idx), "\(a) x \(b): b offset at row \(r), column \(j)")
+                }
+            }
+        }
+    }
+}
