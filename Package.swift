@@ -88,7 +88,8 @@ let package = Package(
         .executableTarget(name: "reflow-distill", dependencies: tool, swiftSettings: fast),
         .executableTarget(name: "reflow", dependencies: tool, swiftSettings: fast),
         .executableTarget(name: "reflow-bench",
-                          dependencies: ["NN", "Reporting", "Autograd", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["NN", "Reporting", "Autograd", "TensorCore", "Models", "Flow", "Generation", "Formats",
+                                         "ConfigKit", "Experiments", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: fast),
 
         // Helpers shared by the test targets (gradient check, seeded randn, PyTorch fixtures,

@@ -23,37 +23,14 @@ public final class Pipeline {
         try run.writeConfig(dumpConfig(config))
     }
 
-    var seed: UInt64 { UInt64(bitPattern: Int64(config.seed)) }
+    var seed: UInt64 { config.seedValue }
 
-    public func loadDataset(_ split: Split) throws -> Dataset {
-        var opts = DatasetOptions(toySeed: seed)
-        if let root = config.dataset.root {
-            switch config.dataset.name {
-            case .digits: opts.digitsPath = root
-            case .fashionMNIST: opts.fashionDirectory = root
-            case .glyphs: opts.unifontPath = root
-            case .toy2d: break
-            }
-        }
-        var d = try Dataset.load(config.dataset.name, split: split, options: opts)
-        if split == .train, let limit = config.dataset.trainLimit, limit < d.count { d = try d.prefix(limit) }
-        return d
-    }
+    public func loadDataset(_ split: Split) throws -> Dataset { try config.loadDataset(split) }
 
-    public func tokenizer(for train: Dataset) -> Tokenizer {
-        Tokenizer(captions: train.captions, maxTokens: config.text.maxTokens, minCount: config.text.vocabMinCount)
-    }
+    public func tokenizer(for train: Dataset) -> Tokenizer { config.tokenizer(for: train) }
 
     public func modelSpec(tokenizer: Tokenizer, itemShape: [Int]) -> ModelSpec {
-        let m = config.model
-        var spec = ModelSpec(kind: m.kind, channels: itemShape[0], height: itemShape[1],
-                             width: itemShape[2], vocabularySize: tokenizer.vocabularySize)
-        spec.hidden = m.hidden; spec.depth = m.depth; spec.levels = m.channels
-        spec.blocksPerLevel = m.blocksPerLevel; spec.attentionLevels = m.attentionLevels
-        spec.groups = m.groups; spec.dropout = m.dropout; spec.timeEmbedding = m.timeEmbedding
-        spec.maxTokens = config.text.maxTokens; spec.textWidth = config.text.width
-        spec.textLayers = config.text.layers; spec.textHeads = config.text.heads
-        return spec
+        config.modelSpec(tokenizer: tokenizer, itemShape: itemShape)
     }
 
     /// Prompts for sample grids: the config's, else one caption per class (cycled to fill a grid).
