@@ -1,18 +1,24 @@
 #!/usr/bin/env python3
-"""PyTorch side of `reflow-bench`: trains the same models as our engine and prints JSON.
+"""PyTorch side of `reflow-bench`: runs the same work as our engine and prints JSON.
 
 Models (identical to Sources/reflow-bench):
   mlp:  x[256, 512] -> 4 x (Linear 512->512), SiLU between; MSE to a fixed target; AdamW.
   conv: x[64, 1, 28, 28] -> conv3x3 1->32, ResBlock(32), conv3x3 stride 2 32->64, ResBlock(64),
         mean over H, W, Linear 64->10; MSE to a fixed target; AdamW.
         ResBlock(c): h = conv3x3(SiLU(GN8(x))); h = conv3x3(SiLU(GN8(h))); x + h.
+  unet-train / unet-sample / unet-pairs: the chain's own model (python/reflow_model.py) with the
+        weights, inputs and settings reflow-bench wrote to --chain-dir (model.safetensors,
+        inputs.safetensors); its outputs are first checked against ours (written there too).
 Usage: python3 scripts/bench_torch.py --model mlp --steps 50 --warmup 5 --threads 2 [--profile]
+       python3 scripts/bench_torch.py --model unet-train --chain-dir DIR --steps 6 --warmup 1 --threads 2
        python3 scripts/bench_torch.py --ops 20 --threads 2   (per-op forward/backward times)
-Prints one JSON line: {"model": ..., "steps_per_s": ..., "threads": ..., "torch": ..., "params": ...}
+Prints one JSON line: {"model": ..., "rate": ..., "unit": ..., "threads": ..., "torch": ..., "params": ...}
 """
 import argparse
 import json
+import os
 import statistics
+import sys
 import time
 
 import torch
@@ -134,7 +140,8 @@ def make_model(kind):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", choices=["mlp", "conv"])
+    ap.add_argument("--model", choices=["mlp", "conv", "unet-train", "unet-sample", "unet-pairs"])
+    ap.add_argument("--chain-dir", help="folder with model.safetensors and inputs.safetensors (unet rows)")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
@@ -150,6 +157,12 @@ def main():
         return
     if a.model is None:
         ap.error("--model is required (unless --ops)")
+    if a.model.startswith("unet"):
+        if not a.chain_dir:
+            ap.error("--chain-dir is required for the unet rows")
+        from bench_chain import run_chain
+        print(json.dumps(run_chain(a.model, a.chain_dir, a.steps, a.warmup, a.threads, a.profile)))
+        return
     model, x, y = make_model(a.model)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
@@ -172,7 +185,7 @@ def main():
             for _ in range(a.steps):
                 step()
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
-    print(json.dumps({"model": a.model, "steps_per_s": a.steps / dt, "threads": a.threads,
+    print(json.dumps({"model": a.model, "rate": a.steps / dt, "unit": "steps/s", "threads": a.threads,
                       "loss": float(loss.detach()), "torch": torch.__version__,
                       "params": sum(p.numel() for p in model.parameters())}))
 

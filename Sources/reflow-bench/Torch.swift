@@ -22,9 +22,11 @@ struct TorchRunner {
         return TorchRunner(python: python, script: script, version: v)
     }
 
-    /// Trains `model` for warmup + steps and returns torch's steps per second.
-    func measure(model: String, steps: Int, warmup: Int, threads: Int, profile: Bool = false) throws -> (stepsPerSecond: Double, params: Int?, profile: String) {
-        var args = [script.path, "--model", model, "--steps", "\(steps)", "--warmup", "\(warmup)", "--threads", "\(threads)"]
+    /// Runs one row in a fresh process; returns torch's rate (the row's unit), its parameter
+    /// count, its output check against ours (chain rows) and the profiler table (--profile).
+    func measure(_ rowArguments: [String], steps: Int, warmup: Int, threads: Int,
+                 profile: Bool = false) throws -> (rate: Double, params: Int?, check: String?, profile: String) {
+        var args = [script.path] + rowArguments + ["--steps", "\(steps)", "--warmup", "\(warmup)", "--threads", "\(threads)"]
         if profile { args.append("--profile") }
         let (rc, out, err) = try TorchRunner.run(python, args)
         guard rc == 0 else {
@@ -34,10 +36,10 @@ struct TorchRunner {
         let lines = out.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         guard let idx = lines.lastIndex(where: { $0.hasPrefix("{") }),
               let obj = try JSONSerialization.jsonObject(with: Data(lines[idx].utf8)) as? [String: Any],
-              let sps = (obj["steps_per_s"] as? NSNumber)?.doubleValue else {
+              let rate = (obj["rate"] as? NSNumber)?.doubleValue else {
             throw Failure(description: "bench_torch.py printed no JSON result line: \(out.suffix(300))")
         }
-        return (sps, (obj["params"] as? NSNumber)?.intValue, lines[..<idx].joined(separator: "\n"))
+        return (rate, (obj["params"] as? NSNumber)?.intValue, obj["check"] as? String, lines[..<idx].joined(separator: "\n"))
     }
 
     /// torch's per-op forward / backward medians (ms) by op name (bench_torch.py --ops).

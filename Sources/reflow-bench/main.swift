@@ -1,20 +1,30 @@
 import ArgumentParser
+import Autograd
 import Foundation
 import Reporting
 import TensorCore
 
 BLASLauncher.reexecIfNeeded()
 
-/// Training throughput of our engine against PyTorch on two small models (see Models.swift and
-/// scripts/bench_torch.py). Measurements alternate ours / torch and report medians, because
-/// the machine is small and shared: a burst of load hits both sides alike.
+/// Throughput of our engine against PyTorch: two small training models (Models.swift) and the
+/// chain's own U-Net (ChainBench.swift: training step, one-step sampling, guided pairs), each
+/// run by scripts/bench_torch.py on the same model. Measurements alternate ours / torch and
+/// report medians, because the machine is small and shared: a burst of load hits both alike.
 struct ReflowBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reflow-bench",
-        abstract: "Training steps per second of our engine vs PyTorch (MLP and conv net, AdamW, MSE).",
+        abstract: "Speed of our engine vs PyTorch on the same models: MLP, conv net, and the chain's U-Net (train step, one-step sampling, guided pairs).",
         discussion: """
-        Each timed step is: zero grads, forward, loss, backward, optimizer step (same on both sides). \
-        Every repeat runs our model, then a fresh `python3 scripts/bench_torch.py` subprocess; the table \
+        Rows: mlp and conv train small models (zero grads, forward, MSE, backward, AdamW). unet-train is \
+        one teacher step of the --config's model (default experiments/fashion.yaml: text encoder + U-Net, \
+        its batch size, rectified-flow loss, gradient clipping, AdamW, EMA); unet-sample is one-step \
+        sampling (x0 + v(x0, 0)) of a pairs.batch_size batch; unet-pairs is guided pair generation as \
+        pairs: sets it (solver, steps, guidance; both guidance branches in one batch), timed over the \
+        first --steps solver steps of a batch and scaled to the whole batch. The PyTorch side \
+        (python/reflow_model.py) loads the same weights and inputs and checks its outputs against ours \
+        before timing.
+
+        Every repeat runs our side, then a fresh `python3 scripts/bench_torch.py` subprocess; the table \
         reports medians over repeats and the ratio ours/torch (> 1 means we are faster).
 
         Like every reflow tool, the bench keeps freed blocks in glibc's heap (mmap threshold 256 MB, \
@@ -26,15 +36,23 @@ struct ReflowBench: ParsableCommand {
         barriers and collapse (up to 10x) when another process takes a core.
         """)
 
-    enum ModelChoice: String, ExpressibleByArgument, CaseIterable { case mlp, conv, all }
+    enum ModelChoice: String, ExpressibleByArgument, CaseIterable {
+        case mlp, conv, unetTrain = "unet-train", unetSample = "unet-sample", unetPairs = "unet-pairs", unet, all
+    }
 
-    @Option(name: .long, help: "Which model to benchmark: mlp, conv or all.")
+    @Option(name: .long, help: "Which rows to run: mlp, conv, unet-train, unet-sample, unet-pairs, unet (its three rows) or all.")
     var model: ModelChoice = .all
 
-    @Option(name: .long, help: "Timed steps per measurement (default: 100 for mlp, 20 for conv).")
+    @Option(name: .long, help: "Experiment config whose model the unet rows run.")
+    var config: String = "experiments/fashion.yaml"
+
+    @Option(name: .customLong("chain-dir"), help: "Keep the unet rows' model and inputs for the torch side in this folder (default: a temporary folder, removed).")
+    var chainDir: String?
+
+    @Option(name: .long, help: "Timed iterations per measurement (default per row: mlp 100, conv 20, unet-train 6, unet-sample 4 batches, unet-pairs 2 solver steps).")
     var steps: Int?
 
-    @Option(name: .long, help: "Untimed warm-up steps before each measurement (default: 10 for mlp, 3 for conv).")
+    @Option(name: .long, help: "Untimed warm-up iterations before each measurement (default: mlp 10, conv 3, unet rows 1).")
     var warmup: Int?
 
     @Option(name: .long, help: "Measurements per side (alternating ours and torch).")
@@ -58,6 +76,9 @@ struct ReflowBench: ParsableCommand {
     @Flag(name: .customLong("default-malloc"), help: "Keep glibc's default malloc thresholds (see --help discussion).")
     var defaultMalloc = false
 
+    @Flag(name: .customLong("profile-ops"), help: "Also print our time per op (forward and backward) over --steps teacher training steps of the unet model.")
+    var profileOps = false
+
     @Flag(name: .long, help: "Also time each phase of our step (forward stages, loss, backward, optimizer) and print torch's profiler table.")
     var breakdown = false
 
@@ -71,7 +92,7 @@ struct ReflowBench: ParsableCommand {
     func run() throws {
         if defaultMalloc { Facts.defaultMalloc() }
         Runtime.threads = threads
-        let kinds: [Workload.Kind] = model == .all ? Workload.Kind.allCases : [Workload.Kind(rawValue: model.rawValue)!]
+        let kinds = Workload.Kind.allCases
 
         var torch: TorchRunner? = nil
         var torchNote = "not run (--no-torch)"
@@ -89,39 +110,40 @@ struct ReflowBench: ParsableCommand {
         if ops { try printOps(torch: torch); return }
 
         var results: [Result] = []
-        for kind in kinds {
-            let steps = self.steps ?? (kind == .mlp ? 100 : 20)
-            let warmup = self.warmup ?? (kind == .mlp ? 10 : 3)
-            let work = Workload(kind)
+        for row in try makeRows() {
+            let steps = self.steps ?? row.defaultSteps
+            let warmup = self.warmup ?? row.defaultWarmup
             var ours: [Double] = [], theirs: [Double] = []
             var torchParams: Int? = nil
-            var lastLoss: Float = .nan
+            var check: String? = nil
+            var sysShares: [Double] = []
             for r in 0..<repeats {
-                for _ in 0..<warmup { try work.step() }
-                let t0 = now()
-                for _ in 0..<steps { lastLoss = try work.step() }
-                ours.append(Double(steps) / (now() - t0))
+                let before = CPUTimes.now()
+                ours.append(try row.measure(steps: steps, warmup: warmup))
+                sysShares.append(CPUTimes.now().systemShare(since: before))
                 if let t = torch {
                     do {
-                        let m = try t.measure(model: kind.rawValue, steps: steps, warmup: warmup, threads: threads)
-                        theirs.append(m.stepsPerSecond)
+                        let m = try t.measure(row.torchArguments, steps: steps, warmup: warmup, threads: threads)
+                        theirs.append(m.rate)
                         torchParams = m.params
+                        check = check ?? m.check
                     } catch {
                         Log.warning("torch run failed, ours only from here: \(error)")
                         torch = nil
                     }
                 }
                 if !json {
-                    let t = theirs.count > r ? String(format: ", torch %.1f", theirs[r]) : ""
-                    Log.write(String(format: "  %@ repeat %d/%d: ours %.1f%@ steps/s\n", kind.rawValue, r + 1, repeats, ours[r], t))
+                    let t = theirs.count > r ? String(format: ", torch %.2f", theirs[r]) : ""
+                    Log.write(String(format: "  %@ repeat %d/%d: ours %.2f%@ %@\n", row.name, r + 1, repeats, ours[r], t, row.unit))
                 }
             }
-            let params = work.model.parameterCount
-            if let tp = torchParams, tp != params {
-                Log.warning("\(kind.rawValue) has \(params) parameters here but \(tp) in torch: the models differ")
+            if let tp = torchParams, tp != row.parameterCount {
+                Log.warning("\(row.name) has \(row.parameterCount) parameters here but \(tp) in torch: the models differ")
             }
-            results.append(Result(model: kind.rawValue, steps: steps, warmup: warmup, params: params, torchParams: torchParams,
-                                  ours: ours, torch: theirs, loss: lastLoss))
+            if let check, !json { Log.write("  \(row.name) outputs, ours vs torch: \(check)\n") }
+            results.append(Result(model: row.name, unit: row.unit, steps: steps, warmup: warmup, params: row.parameterCount,
+                                  torchParams: torchParams, ours: ours, torch: theirs, check: check,
+                                  systemShare: median(sysShares)))
         }
 
         let loadAfter = Facts.loadAverage()
@@ -132,13 +154,52 @@ struct ReflowBench: ParsableCommand {
             print("\nLoad average (1 min) before/after: \(facts.loadBefore) / \(loadAfter)")
         }
 
+        if profileOps { try printOpProfile(steps: steps ?? 6) }
+
         if breakdown {
-            for kind in kinds {
+            for kind in kinds where model == .all || model.rawValue == kind.rawValue {
                 let steps = self.steps ?? (kind == .mlp ? 100 : 20)
                 let warmup = self.warmup ?? (kind == .mlp ? 10 : 3)
                 try printBreakdown(kind, steps: steps, warmup: warmup, torch: torch)
             }
         }
+    }
+
+    /// Our time per op name over `steps` U-Net training steps (Autograd's OpProfile).
+    func printOpProfile(steps: Int) throws {
+        let work = try ChainWorkload(configPath: config, folder: nil)
+        try work.trainStep()
+        OpProfile.reset()
+        OpProfile.enabled = true
+        let t0 = now()
+        for _ in 0..<steps { try work.trainStep() }
+        let total = (now() - t0) / Double(steps) * 1000
+        OpProfile.enabled = false
+        let names = Set(OpProfile.forward.keys).union(OpProfile.backward.keys)
+        let rows = names.map { n -> (String, Int, Double, Double) in
+            let f = OpProfile.forward[n], b = OpProfile.backward[n]
+            return (n, (f?.calls ?? b?.calls ?? 0) / steps, (f?.seconds ?? 0) / Double(steps) * 1000, (b?.seconds ?? 0) / Double(steps) * 1000)
+        }.sorted { $0.2 + $0.3 > $1.2 + $1.3 }
+        print("\n### Ours, unet-train: ms per step by op (\(steps) steps, \(threads) threads; step \(String(format: "%.1f", total)) ms)\n")
+        print("| op | calls/step | forward ms | backward ms | share |")
+        print("|---|---:|---:|---:|---:|")
+        for (n, c, f, b) in rows {
+            print(String(format: "| %@ | %d | %.2f | %.2f | %.1f%% |", n, c, f, b, 100 * (f + b) / total))
+        }
+    }
+
+    /// The rows --model selects, in table order.
+    func makeRows() throws -> [BenchRow] {
+        var rows: [BenchRow] = []
+        for kind in Workload.Kind.allCases where model == .all || model.rawValue == kind.rawValue {
+            rows.append(TrainingRow(work: Workload(kind)))
+        }
+        let chainKinds = ChainRow.Kind.allCases.filter { model == .all || model == .unet || model.rawValue == $0.rawValue }
+        if !chainKinds.isEmpty {
+            let work = try ChainWorkload(configPath: config, folder: chainDir)
+            rows += chainKinds.map { ChainRow(kind: $0, work: work) }
+        }
+        return rows
     }
 
     /// Mean time per step of each phase of our step; then torch.profiler's table for the same
@@ -159,8 +220,8 @@ struct ReflowBench: ParsableCommand {
         }
         print(String(format: "| **total** | **%.2f** | |", total * 1000))
         if let torch {
-            let r = try torch.measure(model: kind.rawValue, steps: steps, warmup: warmup, threads: threads, profile: true)
-            print("\n### Torch, \(kind.rawValue): torch.profiler over \(steps) steps (\(String(format: "%.1f", r.stepsPerSecond)) steps/s)\n")
+            let r = try torch.measure(["--model", kind.rawValue], steps: steps, warmup: warmup, threads: threads, profile: true)
+            print("\n### Torch, \(kind.rawValue): torch.profiler over \(steps) steps (\(String(format: "%.1f", r.rate)) steps/s)\n")
             print("```\n\(r.profile)\n```")
         }
     }
@@ -220,10 +281,12 @@ struct ReflowBench: ParsableCommand {
             "torch": facts.torch, "load_before": facts.loadBefore, "load_after": loadAfter, "malloc": facts.malloc,
         ]
         obj["models"] = results.map { r -> [String: Any] in
-            var m: [String: Any] = ["model": r.model, "steps": r.steps, "warmup": r.warmup, "params": r.params,
-                                    "ours_steps_per_s": r.ours, "ours_median": median(r.ours), "loss": Double(r.loss)]
+            var m: [String: Any] = ["model": r.model, "unit": r.unit, "steps": r.steps, "warmup": r.warmup, "params": r.params,
+                                    "ours": r.ours, "ours_median": median(r.ours)]
+            if let c = r.check { m["check"] = c }
+            m["ours_system_share"] = r.systemShare
             if !r.torch.isEmpty {
-                m["torch_steps_per_s"] = r.torch
+                m["torch"] = r.torch
                 m["torch_median"] = median(r.torch)
                 if let tp = r.torchParams { m["torch_params"] = tp }
                 m["ratio"] = median(r.ours) / median(r.torch)
@@ -234,92 +297,6 @@ struct ReflowBench: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
         }
     }
-}
-
-struct Result {
-    let model: String, steps: Int, warmup: Int
-    let params: Int, torchParams: Int?
-    let ours: [Double], torch: [Double]
-    let loss: Float
-
-    static func markdownTable(_ rs: [Result]) -> String {
-        var s = "| model | params (ours / torch) | steps x repeats | ours steps/s (median) | ours min-max | torch steps/s (median) | torch min-max | ours/torch |\n"
-        s += "|---|---:|---:|---:|---:|---:|---:|---:|\n"
-        for r in rs {
-            let om = median(r.ours)
-            let range = { (xs: [Double]) in String(format: "%.1f-%.1f", xs.min()!, xs.max()!) }
-            s += "| \(r.model) | \(r.params) / \(r.torchParams.map(String.init) ?? "-") "
-            if r.torch.isEmpty {
-                s += String(format: "| %d x %d | %.1f | %@ | - | - | - |\n", r.steps, r.ours.count, om, range(r.ours))
-            } else {
-                let tm = median(r.torch)
-                s += String(format: "| %d x %d | %.1f | %@ | %.1f | %@ | **%.2f** |\n",
-                            r.steps, r.ours.count, om, range(r.ours), tm, range(r.torch), om / tm)
-            }
-        }
-        return s
-    }
-}
-
-struct Facts {
-    let threads: Int, blasCore: String, cpu: String, cores: Int, torch: String, loadBefore: String
-    let malloc: String
-
-    var markdownHeader: String {
-        """
-        ## reflow-bench
-
-        - threads: \(threads) (ours and OpenBLAS; torch.set_num_threads(\(threads)))
-        - OpenBLAS core: \(blasCore) (OPENBLAS_CORETYPE=\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "unset"))
-        - CPU: \(cpu), \(cores) online cores
-        - torch: \(torch)
-        - malloc (ours): \(malloc)
-
-        """
-    }
-
-    /// Back to glibc's initial thresholds (BLASLauncher keeps large blocks by default).
-    static func defaultMalloc() {
-        // <malloc.h> is not in Swift's Glibc module: M_MMAP_THRESHOLD = -3, M_TRIM_THRESHOLD = -1.
-        _ = glibcMallopt(-3, 128 << 10)
-        _ = glibcMallopt(-1, 128 << 10)
-    }
-
-    /// "model name" from /proc/cpuinfo, with family/model (VMs often report only "AMD EPYC")
-    /// and whether AVX-512 is there.
-    static func cpuModel() -> String {
-        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown" }
-        var fields: [String: String] = [:]
-        for line in text.split(separator: "\n") {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let key = line[..<colon].trimmingCharacters(in: .whitespaces)
-            if fields[key] == nil { fields[key] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces) }
-        }
-        let name = fields["model name"] ?? "unknown"
-        let avx512 = (fields["flags"] ?? "").split(separator: " ").contains("avx512f")
-        return "\(name) (family \(fields["cpu family"] ?? "?"), model \(fields["model"] ?? "?")\(avx512 ? ", AVX-512" : ""))"
-    }
-
-    static func loadAverage() -> String {
-        guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return "?" }
-        return text.split(separator: " ").first.map(String.init) ?? "?"
-    }
-}
-
-@_silgen_name("mallopt")
-func glibcMallopt(_ param: Int32, _ value: Int32) -> Int32
-
-func median(_ xs: [Double]) -> Double {
-    let s = xs.sorted()
-    if s.isEmpty { return .nan }
-    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-}
-
-/// Monotonic time in seconds.
-func now() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
 ReflowBench.main()
