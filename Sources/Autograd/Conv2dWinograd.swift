@@ -5,7 +5,8 @@ import TensorCore
 //   Y = A^T [ (G g G^T) (.) (B^T d B) ] A
 // with 16 multiplications per (tile, channel pair) instead of 36. With U = G g G^T (per o, c),
 // V = B^T d B (per c, tile) and xi one of the 16 positions of the 4x4 transformed tile, the
-// products become 16 independent sgemms M_xi [O, T] = U_xi [O, C] * V_xi [C, T].
+// products become 16 independent sgemms M_xi [O, T] = U_xi [O, C] * V_xi [C, T]. These are thin
+// (O, C = 8..128): TensorCore's SmallGEMM runs them (and dV) without sgemm's packing passes.
 //
 // The pullback is the exact adjoint of that computation (so gradients match the forward to
 // rounding, not only the convolution in exact arithmetic):
@@ -120,8 +121,8 @@ struct Winograd3x3 {
             blocks(rows) { block in
                 inputTransform(x, rows: block, into: v, scratch: tmp)
                 for xi in 0..<16 {
-                    BLAS.sgemm(m: o, n: block.count * tw, k: c, a: up + xi * o * c, lda: c, b: v + xi * c * ld, ldb: ld,
-                               c: m + xi * o * ld, ldc: ld)
+                    SmallGEMM.multiply(m: o, n: block.count * tw, k: c, a: up + xi * o * c, aRow: c, aCol: 1, b: v + xi * c * ld, ldb: ld,
+                                       c: m + xi * o * ld, ldc: ld, padded: true)
                 }
                 outputTransform(m, rows: block, bias: bias, into: y, scratch: tmp)
             }
@@ -160,8 +161,8 @@ struct Winograd3x3 {
                 }
                 if let dx {  // dV_xi = U_xi^T dM_xi, into v's buffer
                     for xi in 0..<16 {
-                        BLAS.sgemm(transA: true, m: c, n: nt, k: o, a: up + xi * o * c, lda: c, b: dm + xi * o * ld, ldb: ld,
-                                   c: v + xi * c * ld, ldc: ld)
+                        SmallGEMM.multiply(m: c, n: nt, k: o, a: up + xi * o * c, aRow: 1, aCol: c, b: dm + xi * o * ld, ldb: ld,
+                                           c: v + xi * c * ld, ldc: ld, padded: true)
                     }
                     inputGradTransform(v, rows: rows, into: dx, scratch: tmp)
                 }

@@ -1,27 +1,27 @@
 import XCTest
 import TensorCore
 
+/// Naive row-major reference C = op(A) op(B), in Double.
+func referenceProduct(_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ a: [Float], _ b: [Float]) -> [Float] {
+    var c = [Float](repeating: 0, count: m * n)
+    for i in 0..<m {
+        for j in 0..<n {
+            var s = 0.0
+            for p in 0..<k {
+                let av = ta ? a[p * m + i] : a[i * k + p]
+                let bv = tb ? b[j * k + p] : b[p * n + j]
+                s += Double(av) * Double(bv)
+            }
+            c[i * n + j] = Float(s)
+        }
+    }
+    return c
+}
+
 /// The thread pool, the split sgemm and broadcasting plans: results must not depend on the
 /// number of threads or on how the work is cut.
 final class ParallelTests: XCTestCase {
     override func tearDown() { Runtime.threads = 2 }
-
-    /// Naive row-major reference C = op(A) op(B), in Double.
-    func reference(_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ a: [Float], _ b: [Float]) -> [Float] {
-        var c = [Float](repeating: 0, count: m * n)
-        for i in 0..<m {
-            for j in 0..<n {
-                var s = 0.0
-                for p in 0..<k {
-                    let av = ta ? a[p * m + i] : a[i * k + p]
-                    let bv = tb ? b[j * k + p] : b[p * n + j]
-                    s += Double(av) * Double(bv)
-                }
-                c[i * n + j] = Float(s)
-            }
-        }
-        return c
-    }
 
     /// Products above the split threshold, split by columns (n >= m) and by rows (m > n), with
     /// every transpose combination, equal the Double reference to float rounding, as the serial
@@ -47,7 +47,7 @@ final class ParallelTests: XCTestCase {
                         }
                         return c
                     }
-                    let ref = reference(ta, tb, m, n, k, a, b)
+                    let ref = referenceProduct(ta, tb, m, n, k, a, b)
                     for threads in [1, 2, 3] {
                         let worst = zip(run(threads: threads), ref).map { abs($0 - $1) }.max()!
                         // |terms| <= 1: k products, each rounded once, plus the sums' rounding.
@@ -93,6 +93,40 @@ final class ParallelTests: XCTestCase {
                     let (oa, ob) = plan.offsets(row: r)
                     XCTAssertEqual(oa + j * plan.aInner, offset(a, idx), "\(a) x \(b): a offset at row \(r), column \(j)")
                     XCTAssertEqual(ob + j * plan.bInner, offset(b, idx), "\(a) x \(b): b offset at row \(r), column \(j)")
+                }
+            }
+        }
+    }
+}
+
+/// Winograd's thin products without packing: every block shape and remainder, both layouts of A.
+final class SmallGEMMTests: XCTestCase {
+    func testMatchesReferenceForRemaindersAndTransposedA() {
+        var rng = SystemRandomNumberGenerator()
+        for (m, n, k) in [(32, 252, 32), (7, 37, 5), (4, 16, 1), (13, 3, 64), (1, 1, 1)] {
+            let a = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let b = (0..<(k * n)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let at = (0..<(k * m)).map { a[($0 % m) * k + $0 / m] }  // A^T stored [k, m]
+            let ref = referenceProduct(false, false, m, n, k, a, b)
+            let ld = (n + 15) / 16 * 16 + 16  // room for a padded last strip, as Winograd's buffers have
+            for padded in [false, true] {
+                for transposed in [false, true] {
+                    var bb = [Float](repeating: .nan, count: k * ld)
+                    for p in 0..<k { for j in 0..<n { bb[p * ld + j] = b[p * n + j] } }
+                    if padded { for p in 0..<k { for j in n..<ld { bb[p * ld + j] = 0 } } }
+                    var c = [Float](repeating: .nan, count: m * ld)
+                    let src = transposed ? at : a
+                    src.withUnsafeBufferPointer { ap in
+                        bb.withUnsafeBufferPointer { bp in
+                            c.withUnsafeMutableBufferPointer { cp in
+                                SmallGEMM.multiply(m: m, n: n, k: k, a: ap.baseAddress!, aRow: transposed ? 1 : k, aCol: transposed ? m : 1,
+                                                   b: bp.baseAddress!, ldb: ld, c: cp.baseAddress!, ldc: ld, padded: padded)
+                            }
+                        }
+                    }
+                    var worst: Float = 0
+                    for i in 0..<m { for j in 0..<n { worst = max(worst, abs(c[i * ld + j] - ref[i * n + j])) } }
+                    XCTAssertLessThan(worst, 2e-6 * Float(k), "\(m)x\(n)x\(k) padded \(padded) transposed \(transposed): off by \(worst)")
                 }
             }
         }
