@@ -139,6 +139,11 @@ public enum Safetensors {
         }
         var n64: UInt64 = 0
         for i in 0..<8 { n64 |= UInt64(raw[i]) << (8 * UInt64(i)) }
+        // Some other file (text, PNG, a PyTorch pickle): its first bytes are no sensible length and
+        // no JSON object follows them. Say so rather than quote a huge "header length".
+        if (n64 > UInt64(size - 8) || n64 > UInt64(maxHeaderBytes)) && (size == 8 || raw[8] != UInt8(ascii: "{")) {
+            throw SafetensorsError(path: path, "not a safetensors file (a safetensors file starts with an 8-byte header length and a JSON object; this one's first bytes read as a length of \(n64) in a \(size)-byte file)")
+        }
         guard n64 <= UInt64(size - 8) else {
             throw SafetensorsError(path: path, "header length \(n64) exceeds the file size (\(size) bytes, \(size - 8) after the length field)")
         }

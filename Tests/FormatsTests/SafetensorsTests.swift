@@ -114,6 +114,9 @@ final class SafetensorsTests: XCTestCase {
         }
         let ok = "{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}"
         try check(Data([1, 2, 3]), ["safetensors \(p): file too short: 3 bytes"])
+        // Not safetensors at all (a README handed to reflow-sample): said in those words.
+        try check(Data("# reflow\n\nThe InstaFlow chain, from a teacher to a one-step student.\n".utf8),
+                  ["safetensors \(p): not a safetensors file"])
         try check(rawSafetensors(header: ok, data: floatBytes([1, 2]), lengthField: 1000),
                   ["safetensors \(p): header length 1000 exceeds the file size (70 bytes"])
         // Truncated data section: the header now claims more bytes than remain.
