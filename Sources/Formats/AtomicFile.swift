@@ -60,7 +60,17 @@ public func atomicWrite(to url: URL, _ body: (FileSink) throws -> Void) throws {
     let dir = url.deletingLastPathComponent().path
     let tmp = "\(dir)/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-    if fd < 0 { throw FileError.system(path, "cannot create temporary file \(tmp)") }
+    if fd < 0 {
+        // Name what the user can fix (the folder), not our temporary file.
+        let err = errno
+        var isDir: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) {
+            throw FileError(path: path, "cannot write: the folder \(dir) does not exist")
+        }
+        if !isDir.boolValue { throw FileError(path: path, "cannot write: \(dir) is not a folder") }
+        errno = err
+        throw FileError.system(path, "cannot create a file in \(dir)")
+    }
     var closed = false
     do {
         try body(FileSink(fd: fd, path: path))

@@ -73,8 +73,9 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted(),
                        ["blocked.safetensors", "w.safetensors"])
 
-        assertThrows(["cannot create temporary file"]) {
-            try Safetensors.write([("x", Tensor([1], shape: [1]))], to: dir.appendingPathComponent("no/such/dir/f.safetensors"))
+        let missing = dir.appendingPathComponent("no/such/dir/f.safetensors")
+        assertThrows(["\(missing.path): cannot write: the folder \(dir.path)/no/such/dir does not exist"]) {
+            try Safetensors.write([("x", Tensor([1], shape: [1]))], to: missing)
         }
     }
 
