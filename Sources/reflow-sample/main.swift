@@ -51,6 +51,10 @@ struct ReflowSample: ParsableCommand {
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
         if perPrompt < 1 { throw ValidationError("--per-prompt must be at least 1") }
         if interpolate < 0 || interpolate == 1 { throw ValidationError("--interpolate needs at least 2 frames") }
+        // The grid is always PNG: refuse a name that would promise another format.
+        if !output.lowercased().hasSuffix(".png") {
+            throw ValidationError("--output must name a .png file (reflow-sample writes PNG), got '\(output)'")
+        }
     }
 
     func run() throws {
