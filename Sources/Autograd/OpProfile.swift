@@ -1,4 +1,4 @@
-import Foundation
+import TensorCore
 
 /// Time per op name, forward and backward, for profiling a model (`reflow-bench --profile-ops`).
 /// Off by default: when on, each recorded op's forward is charged the time since the previous
@@ -29,9 +29,5 @@ public enum OpProfile {
         last = t
     }
 
-    public static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-    }
+    public static func now() -> Double { MonotonicClock.seconds() }
 }

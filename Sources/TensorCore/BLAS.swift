@@ -72,11 +72,10 @@ public enum BLAS {
         if m == 0 || n == 0 { return }
         if k == 0 { c.update(repeating: 0, count: m * n); return }
         _ = serialOpenBLAS
-        let threads = Runtime.threads
-        let step = (m + threads - 1) / threads
-        let parts = m * n * k >= parallelWork ? (m + step - 1) / step : 1
-        ThreadPool.perform(parts) { p in
-            let i0 = p * step, rows = parts == 1 ? m : min(m, i0 + step) - i0
+        let split = m * n * k >= parallelWork ? Runtime.threads : 1
+        let step = (m + split - 1) / split
+        ThreadPool.perform((m + step - 1) / step) { p in
+            let i0 = p * step, rows = min(m, i0 + step) - i0
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(n), Int32(k), 1, a + i0 * k, Int32(k),
                         b, Int32(k), 0, c + i0 * n, Int32(n))
         }

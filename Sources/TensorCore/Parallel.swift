@@ -77,11 +77,12 @@ public enum ThreadPool {
     /// How long an idle thread spins before sleeping.
     public static let spinNanos: UInt64 = 100_000
 
-    /// Flags shared with C atomics (sequentially consistent).
+    /// A counter and a "sleeping" flag, shared through C atomics (sequentially consistent).
+    /// A worker counts the tasks handed to it; the pool counts the parts still running.
     final class Flags: @unchecked Sendable {
         let p = UnsafeMutablePointer<Int>.allocate(capacity: 2)
         init() { p.initialize(repeating: 0, count: 2) }
-        var epoch: UnsafeMutablePointer<Int> { p }
+        var counter: UnsafeMutablePointer<Int> { p }
         var sleeping: UnsafeMutablePointer<Int> { p + 1 }
     }
 
@@ -100,18 +101,18 @@ public enum ThreadPool {
             }
         }
 
-        /// Returns the new epoch once the caller has handed over a task.
+        /// Returns the new task count once the caller has handed over a task.
         func waitForTask(after seen: Int) -> Int {
-            if let e = ThreadPool.spin(until: { let e = rf_atomic_load(flags.epoch); return e != seen ? e : nil }) {
+            if let e = ThreadPool.spin(until: { let e = rf_atomic_load(flags.counter); return e != seen ? e : nil }) {
                 return e
             }
-            // Announce the sleep, then look again: either we see the new epoch here, or the
-            // caller (which bumps the epoch before it reads the flag) sees the flag and signals.
+            // Announce the sleep, then look again: either we see the new task count here, or the
+            // caller (which bumps the count before it reads the flag) sees the flag and signals.
             rf_atomic_store(flags.sleeping, 1)
-            let e = rf_atomic_load(flags.epoch)
+            let e = rf_atomic_load(flags.counter)
             if e != seen && rf_atomic_cas(flags.sleeping, 1, 0) != 0 { return e }
             wake.wait()
-            return rf_atomic_load(flags.epoch)
+            return rf_atomic_load(flags.counter)
         }
 
         /// Out of line, so the worker's reference to the closure is gone before it signals
@@ -121,14 +122,14 @@ public enum ThreadPool {
         func hand(_ body: @escaping (Int) -> Void, index k: Int) {
             task = body
             index = k
-            _ = rf_atomic_add(flags.epoch, 1)
+            _ = rf_atomic_add(flags.counter, 1)
             if rf_atomic_exchange(flags.sleeping, 0) != 0 { wake.signal() }
         }
     }
 
     nonisolated(unsafe) static var workers: [Worker] = []
-    /// [parts still running, caller sleeping].
-    static let state = Flags()
+    /// Parts still running, and whether the caller sleeps waiting for them.
+    static let running = Flags()
     static let done = DispatchSemaphore(value: 0)
     nonisolated(unsafe) static let lock: UnsafeMutablePointer<pthread_mutex_t> = {
         let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
@@ -137,7 +138,7 @@ public enum ThreadPool {
     }()
 
     static func finishPart() {
-        if rf_atomic_add(state.epoch, -1) == 0 && rf_atomic_exchange(state.sleeping, 0) != 0 { done.signal() }
+        if rf_atomic_add(running.counter, -1) == 0 && rf_atomic_exchange(running.sleeping, 0) != 0 { done.signal() }
     }
 
     /// Spins until `check` returns a value or `spinNanos` pass.
@@ -149,17 +150,11 @@ public enum ThreadPool {
             if let v = check() { return v }
             i += 1
             if i & 63 == 0 {
-                let t = monotonicNanos()
+                let t = MonotonicClock.nanoseconds()
                 if deadline == 0 { deadline = t + spinNanos } else if t > deadline { return nil }
             }
             rf_cpu_relax()
         }
-    }
-
-    static func monotonicNanos() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
     /// Runs body(0) ..< body(parts - 1), part 0 on the calling thread, and returns when all are done.
@@ -172,12 +167,12 @@ public enum ThreadPool {
         defer { pthread_mutex_unlock(lock) }
         while workers.count < parts - 1 { workers.append(spawn()) }
         withoutActuallyEscaping(body) { body in
-            rf_atomic_store(state.epoch, parts - 1)
+            rf_atomic_store(running.counter, parts - 1)
             for k in 1..<parts { workers[k - 1].hand(body, index: k) }
             body(0)
-            if spin(until: { rf_atomic_load(state.epoch) == 0 ? true : nil }) == nil {
-                rf_atomic_store(state.sleeping, 1)
-                if !(rf_atomic_load(state.epoch) == 0 && rf_atomic_cas(state.sleeping, 1, 0) != 0) { done.wait() }
+            if spin(until: { rf_atomic_load(running.counter) == 0 ? true : nil }) == nil {
+                rf_atomic_store(running.sleeping, 1)
+                if !(rf_atomic_load(running.counter) == 0 && rf_atomic_cas(running.sleeping, 1, 0) != 0) { done.wait() }
             }
             for k in 1..<parts { workers[k - 1].task = nil }
         }

@@ -26,7 +26,6 @@ final class ChainWorkload {
     let captions: [String]
     let sampleNoise: Tensor
     let samplePrompts: [String]
-    let solver: ODESolver
     let dir: URL
     let keep: Bool
     var trainBatch: Int { captions.count }
@@ -66,7 +65,6 @@ final class ChainWorkload {
         sampleNoise = itemNoise(seed: 5, first: 0, count: sampleBatch, itemShape: train.itemShape)
         let firsts = train.classCaptions.compactMap(\.first)
         samplePrompts = (0..<sampleBatch).map { firsts[$0 % firsts.count] }
-        solver = config.pairs.solverSettings.makeSolver()
         keep = folder != nil
         dir = folder.map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("reflow-bench-\(getpid())")

@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 
 struct Result {
     let model: String, unit: String, steps: Int, warmup: Int
@@ -84,11 +85,7 @@ func median(_ xs: [Double]) -> Double {
 }
 
 /// Monotonic time in seconds.
-func now() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}
+func now() -> Double { MonotonicClock.seconds() }
 
 /// This process's user and system CPU seconds (all threads), from getrusage.
 struct CPUTimes {
