@@ -108,11 +108,18 @@ public enum ThreadPool {
             }
             // Announce the sleep, then look again: either we see the new task count here, or the
             // caller (which bumps the count before it reads the flag) sees the flag and signals.
-            rf_atomic_store(flags.sleeping, 1)
-            let e = rf_atomic_load(flags.counter)
-            if e != seen && rf_atomic_cas(flags.sleeping, 1, 0) != 0 { return e }
-            wake.wait()
-            return rf_atomic_load(flags.counter)
+            // Only the count says a task is there; a wake-up without one sleeps again.
+            while true {
+                rf_atomic_store(flags.sleeping, 1)
+                let e = rf_atomic_load(flags.counter)
+                if e != seen {
+                    if rf_atomic_cas(flags.sleeping, 1, 0) == 0 { wake.wait() }  // take the signal on its way
+                    return e
+                }
+                wake.wait()
+                let after = rf_atomic_load(flags.counter)
+                if after != seen { return after }
+            }
         }
 
         /// Out of line, so the worker's reference to the closure is gone before it signals
@@ -171,8 +178,17 @@ public enum ThreadPool {
             for k in 1..<parts { workers[k - 1].hand(body, index: k) }
             body(0)
             if spin(until: { rf_atomic_load(running.counter) == 0 ? true : nil }) == nil {
-                rf_atomic_store(running.sleeping, 1)
-                if !(rf_atomic_load(running.counter) == 0 && rf_atomic_cas(running.sleeping, 1, 0) != 0) { done.wait() }
+                // Only the count says the parts are done: a signal can be stale (a worker of an
+                // earlier call, descheduled between its decrement and its exchange, signals late
+                // and would otherwise release this call before its own parts finish).
+                while rf_atomic_load(running.counter) != 0 {
+                    rf_atomic_store(running.sleeping, 1)
+                    if rf_atomic_load(running.counter) == 0 {
+                        if rf_atomic_cas(running.sleeping, 1, 0) == 0 { done.wait() }  // take the signal on its way
+                        break
+                    }
+                    done.wait()
+                }
             }
             for k in 1..<parts { workers[k - 1].task = nil }
         }
