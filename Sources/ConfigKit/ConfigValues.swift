@@ -34,6 +34,8 @@ extension Int: ConfigValue {
 }
 
 /// YAML's `.inf`, `-.inf`, `.nan`, else Swift's own number syntax (which reads "1e-4", "0.5", "3").
+/// They are recognised so that the error can say what was written: no setting of this toolkit
+/// takes a non-finite number (a NaN guidance or learning rate would poison a whole run silently).
 private func parseYAMLFloat(_ s: String) -> Double? {
     switch s {
     case ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF": return .infinity
@@ -57,6 +59,7 @@ extension Double: ConfigValue {
         guard let v = parseYAMLFloat(s) ?? Double(s.replacingOccurrences(of: "_", with: "")) else {
             throw ConfigIssue.mismatch(node, Self.expectation)
         }
+        guard v.isFinite else { throw ConfigIssue.mismatch(node, "a finite number") }
         self = v
     }
     public var configValue: ConfigNode.Value { .scalar(yamlFloatText(self), quoted: false) }
@@ -71,6 +74,7 @@ extension Float: ConfigValue {
         guard let v = parseYAMLFloat(s).map(Float.init) ?? Float(s.replacingOccurrences(of: "_", with: "")) else {
             throw ConfigIssue.mismatch(node, Self.expectation)
         }
+        guard v.isFinite else { throw ConfigIssue.mismatch(node, "a finite number") }
         self = v
     }
     public var configValue: ConfigNode.Value { .scalar(yamlFloatText(self), quoted: false) }

@@ -200,6 +200,12 @@ public func loadConfig<C: ConfigSection>(_ type: C.Type, path: String, overrides
     } catch {
         throw ConfigError([ConfigIssue(source: path, line: nil, message: "cannot read the config file (\(error.localizedDescription))")])
     }
+    // An empty file would otherwise decode to the defaults and start a run nobody asked for
+    // (an emptied or zero-length file after a failed copy).
+    let tree = try ConfigNode.parse(yaml: text, source: path)
+    if case .mapping(let entries) = tree.value, entries.isEmpty {
+        throw ConfigError([ConfigIssue(source: path, line: nil, message: "the config file has no settings (empty, or only comments); a config names at least its dataset")])
+    }
     return try loadConfig(type, yaml: text, source: path, overrides: overrides)
 }
 

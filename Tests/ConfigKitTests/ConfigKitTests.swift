@@ -64,6 +64,32 @@ final class ConfigKitTests: XCTestCase {
         XCTAssertTrue(errorText { try loadConfig(Toy.self, path: "/nonexistent/x.yaml") }.hasPrefix("/nonexistent/x.yaml: cannot read the config file"))
     }
 
+    /// No setting takes NaN or infinity: in a file, through --set, or by overflowing the type.
+    func testNonFiniteNumbersRefused() {
+        XCTAssertEqual(errorText { try loadConfig(Toy.self, yaml: "scale: .nan\n", source: "t.yaml") },
+                       "t.yaml:1: scale: expected a finite number, found '.nan'")
+        XCTAssertEqual(errorText { try loadConfig(Toy.self, yaml: "", source: "t.yaml", overrides: ["scale=-.inf"]) },
+                       "--set: scale: expected a finite number, found '-.inf'")
+        XCTAssertEqual(errorText { try loadConfig(Toy.self, yaml: "optim:\n  lr: 1e39\n", source: "t.yaml") },
+                       "t.yaml:2: optim.lr: expected a finite number, found '1e39'")
+        XCTAssertEqual(errorText { try loadConfig(Toy.self, yaml: "scale: 1e400\n", source: "t.yaml") },
+                       "t.yaml:1: scale: expected a finite number, found '1e400'")
+        XCTAssertEqual(try loadConfig(Toy.self, yaml: "scale: 3e38\n", source: "t.yaml").scale, 3e38)
+    }
+
+    /// An empty or comment-only file is refused instead of silently running the defaults.
+    func testEmptyConfigFileRefused() throws {
+        let path = NSTemporaryDirectory() + "/reflow-empty-\(getpid()).yaml"
+        for text in ["", "\n\n", "# only a comment\n"] {
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            XCTAssertEqual(errorText { try loadConfig(Toy.self, path: path) },
+                           "\(path): the config file has no settings (empty, or only comments); a config names at least its dataset")
+        }
+        try "steps: 3\n".write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try loadConfig(Toy.self, path: path).steps, 3)
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
     func testMergeKeysShareSettings() throws {
         let yaml = """
         base: &base
