@@ -91,6 +91,11 @@ let package = Package(
                           dependencies: ["NN", "Reporting", "Autograd", "TensorCore", "Models", "Flow", "Generation", "Formats",
                                          "ConfigKit", "Experiments", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: fast),
+        // Fuzz targets for the parsers of untrusted files (scripts/fuzz.sh builds it with
+        // libFuzzer); the ordinary build is a tool that replays saved inputs.
+        .executableTarget(name: "reflow-fuzz",
+                          dependencies: ["Experiments", "ConfigKit", "Models", "NN", "Formats", "TripletStore"],
+                          swiftSettings: fast),
 
         // Helpers shared by the test targets (gradient check, seeded randn, PyTorch fixtures,
         // closeness and error assertions). A plain target, not a test target, so that test

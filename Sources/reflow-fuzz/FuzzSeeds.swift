@@ -1,0 +1,41 @@
+import Foundation
+import Formats
+import Models
+import NN
+import TensorCore
+import TripletStore
+
+// The seed corpora under Tests/Fuzz/seeds come from here (`reflow-fuzz seeds DIR`), so they
+// follow the formats as they change: small valid files the fuzzer mutates from. Configs are
+// copies of experiments/*.yaml plus a few --set overrides (written by scripts/fuzz.sh).
+
+enum FuzzSeeds {
+    static func write(to dir: String) throws {
+        for t in FuzzTarget.allCases {
+            try FileManager.default.createDirectory(atPath: dir + "/" + t.rawValue, withIntermediateDirectories: true)
+        }
+        let tok = Tokenizer(words: ["red", "blue", "circle"], maxTokens: 4)
+        var mlp = ModelSpec(kind: .mlp, channels: 1, height: 1, width: 2, vocabularySize: tok.vocabularySize)
+        mlp.hidden = 8; mlp.depth = 1; mlp.timeEmbedding = 8
+        mlp.maxTokens = 4; mlp.textWidth = 8; mlp.textLayers = 1; mlp.textHeads = 2
+        var unet = ModelSpec(kind: .unet, channels: 1, height: 4, width: 4, vocabularySize: tok.vocabularySize)
+        unet.levels = [4]; unet.attentionLevels = []; unet.groups = 2; unet.timeEmbedding = 8
+        unet.maxTokens = 4; unet.textWidth = 8; unet.textLayers = 1; unet.textHeads = 2
+        for (name, spec) in [("flow-mlp", mlp), ("flow-unet", unet)] {
+            let model = try FlowModel(spec: spec, tokenizer: tok, seed: 1)
+            try model.save(to: URL(fileURLWithPath: "\(dir)/safetensors/\(name).safetensors"), stage: "teacher", step: 3)
+        }
+
+        let path = dir + "/triplets/pairs.h5"
+        try? FileManager.default.removeItem(atPath: path)
+        let w = try TripletWriter(path: path, itemShape: [1, 2, 2], attributes: ["seed": "0", "solver": "euler"],
+                                  rowsPerChunk: 2, compression: 1)
+        let texts = ["red circle", "blue circle", "", "red"]
+        var rng = RNG(seed: 7)
+        let noise = Storage(uninitializedCount: 16), image = Storage(uninitializedCount: 16)
+        rng.normal(noise.ptr, count: 16)
+        for i in 0..<16 { image.ptr[i] = max(-1, min(1, noise.ptr[i] * 0.5)) }
+        try w.append(texts: texts, noise: noise, images: image)
+        try w.close()
+    }
+}
