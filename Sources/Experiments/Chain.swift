@@ -150,6 +150,10 @@ extension Pipeline {
                 resumable = true
                 if note.isEmpty { note = "resuming" }
             }
+        } else {
+            // A state without its export (killed between the two writes of the first save) has
+            // no config hash to check here: start over, as the metrics are.
+            try? fm.removeItem(at: TrainingState.url(besideCheckpoint: last))
         }
         // A fresh start logs its steps anew: drop the old lines of this stage.
         if !resumable { try MetricsLog.truncate(path: run.metricsPath, afterStep: 0, stage: stage) }
