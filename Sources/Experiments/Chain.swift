@@ -150,9 +150,7 @@ extension Pipeline {
                 resumable = true
                 if note.isEmpty { note = "resuming" }
             }
-        } else {
-            // A state without its export (killed between the two writes of the first save) has
-            // no config hash to check here: start over, as the metrics are.
+        } else {  // a state without its export (killed in its first save): start over, as the metrics do
             try? fm.removeItem(at: TrainingState.url(besideCheckpoint: last))
         }
         // A fresh start logs its steps anew: drop the old lines of this stage.

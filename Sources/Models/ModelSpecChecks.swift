@@ -29,22 +29,22 @@ extension ModelSpec {
         range("textHeads", textHeads, 1...1024)
         if textHeads >= 1 && textWidth % textHeads != 0 { p.append("textWidth \(textWidth) is not divisible by textHeads \(textHeads)") }
         if !(dropout >= 0 && dropout < 1) { p.append("dropout \(dropout) outside [0, 1)") }
-        switch kind {
-        case .mlp:
-            range("hidden", hidden, 1...65536)
-            range("depth", depth, 0...256)
-        case .unet:
-            range("number of levels", levels.count, 1...8)
-            for c in levels { range("levels entry", c, 1...8192) }
-            range("blocksPerLevel", blocksPerLevel, 1...64)
-            range("groups", groups, 1...1024)
+        // Every field is checked whatever the kind: a crafted value is refused even where this
+        // kind does not use it (a file must not load with a spec it could not have been made with).
+        range("hidden", hidden, 1...65536)
+        range("depth", depth, 0...256)
+        range("number of levels", levels.count, 1...8)
+        for c in levels { range("levels entry", c, 1...8192) }
+        range("blocksPerLevel", blocksPerLevel, 1...64)
+        range("groups", groups, 1...1024)
+        for l in attentionLevels where l < 0 || l >= levels.count { p.append("attention level \(l) out of range 0..<\(levels.count)") }
+        if kind == .unet {
             if groups >= 1 {
-                for c in levels where c % groups != 0 { p.append("level channels \(c) not divisible by groups \(groups)") }
+                for c in levels where c % groups != 0 { p.append("levels entry \(c) not divisible by groups \(groups)") }
             }
-            for l in attentionLevels where l < 0 || l >= levels.count { p.append("attention level \(l) out of range 0..<\(levels.count)") }
             // Cross-attention uses max(1, channels / 32) heads, which must divide the channels.
             for c in levels where c >= 1 && c % max(1, c / 32) != 0 {
-                p.append("level channels \(c) not divisible by its \(c / 32) attention heads (channels / 32)")
+                p.append("levels entry \(c) not divisible by its \(c / 32) attention heads (channels / 32)")
             }
             if (1...8).contains(levels.count) {
                 let down = 1 << (levels.count - 1)
