@@ -97,6 +97,10 @@ extension Safetensors {
         }
         var metadata = header.metadata
         let checksum = metadata.removeValue(forKey: checksumKey)
+        // A bit flip in the key's own name would turn a checked file into an unchecked one.
+        if checksum == nil, let near = metadata.keys.first(where: { nearChecksumKey($0) }) {
+            throw SafetensorsError(path: path, "damaged file: metadata key '\(near)' is a damaged '\(checksumKey)'")
+        }
         return Parsed(entries: entries, metadata: metadata, checksum: checksum, dataStart: 8 + n)
     }
 

@@ -16,6 +16,12 @@ extension Safetensors {
     /// machine (testChecksumThroughput prints it), small beside the training between checkpoints.
     public static let checksumKey = "content_sha256"
 
+    /// A key of the checksum's length differing from it in one or two bytes.
+    static func nearChecksumKey(_ key: String) -> Bool {
+        let a = Array(key.utf8), b = Array(checksumKey.utf8)
+        return a.count == b.count && zip(a, b).filter { $0 != $1 }.count <= 2
+    }
+
     /// The checksum of tensors about to be written as F32 (data section = their bytes in order).
     static func contentDigest(of tensors: [(String, Tensor)], metadata: [String: String]) -> String {
         var h = SHA256()

@@ -136,7 +136,9 @@ public final class Trainer {
         if resume && (fm.fileExists(atPath: stateURL.path) || fm.fileExists(atPath: checkpointURL.path)) {
             let (meta, state) = try loadTrainingCheckpoint(into: model, from: checkpointURL)
             if let spec = meta["model_spec"], spec != model.spec.json() {
-                throw ModelError("checkpoint \(checkpointURL.path) was made for another model (\(spec)); remove it or drop --resume")
+                // The metadata came from the state file (or, for version-1 states, the weights file).
+                let from = state.weights != nil ? stateURL.path : checkpointURL.path
+                throw ModelError("checkpoint \(from) was made for another model (\(spec)); remove it or drop --resume")
             }
             do {
                 if let opt = state.optimizer { try optimizer.importState(opt) }

@@ -207,7 +207,7 @@ struct DamageMaker {
         let name = pick(raw.tensorNames)
         var info = raw.header[name] as! [String: Any]
         let offsets = info["data_offsets"] as! [Int], shape = info["shape"] as! [Int]
-        let choice = int(0...12)
+        let choice = int(0...13)
         var what = ""
         switch choice {
         case 0: info["shape"] = shape.map { $0 + 1 }; what = "shape + 1"
@@ -230,6 +230,10 @@ struct DamageMaker {
             withUnsafeBytes(of: n.littleEndian) { b.replaceSubrange(0..<8, with: $0) }
             return (b, "crafted header: length field \(n)")
         case 11: raw.header["__metadata__"] = ["step": 3]; return (raw.bytes, "crafted header: metadata value not a string")
+        case 12:
+            // JSON nested a hundred thousand deep (a recursive parser would overflow its stack).
+            let json = Data(String(repeating: "{\"a\":", count: 100_000).utf8) + Data("1".utf8) + Data(String(repeating: "}", count: 100_000).utf8)
+            return (Data(withUnsafeBytes(of: UInt64(json.count).littleEndian) { Array($0) }) + json + raw.data, "crafted header: nested 100000 deep")
         default: info["data_offsets"] = [offsets[0]]; what = "one offset"
         }
         raw.header[name] = info
