@@ -175,6 +175,9 @@ final class CheckpointDamageTests: XCTestCase {
         for i in start..<lines.count {
             let target = DamageTarget(rawValue: lines[i][0])!, path = lines[i][2]
             say("BEGIN\t\(i)")
+            // Checks the harness itself: REFLOW_DAMAGE_SELFTEST=crash:<i> or hang:<i> must be reported.
+            if env["REFLOW_DAMAGE_SELFTEST"] == "crash:\(i)" { abort() }
+            if env["REFLOW_DAMAGE_SELFTEST"] == "hang:\(i)" { while true { sleep(1) } }
             do {
                 let diff = try loadAndCompare(target, path: path, dir: dir)
                 say(diff.map { "DIFF\t\(i)\t\($0)" } ?? "SAME\t\(i)")
