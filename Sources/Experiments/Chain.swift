@@ -150,6 +150,8 @@ extension Pipeline {
                 resumable = true
                 if note.isEmpty { note = "resuming" }
             }
+        } else {  // a state without its export (killed in its first save): start over, as the metrics do
+            try? fm.removeItem(at: TrainingState.url(besideCheckpoint: last))
         }
         // A fresh start logs its steps anew: drop the old lines of this stage.
         if !resumable { try MetricsLog.truncate(path: run.metricsPath, afterStep: 0, stage: stage) }

@@ -7,7 +7,9 @@ import Darwin
 
 // The one way this toolkit replaces a file (checkpoints, PNGs, configs, results, metrics
 // rewrites): a temporary sibling, fsync, rename, fsync of the folder. A crash or kill at any
-// moment leaves the old file or the complete new one, never a torn one, and no temporary file.
+// moment leaves the old file or the complete new one, never a torn one. A temporary left by
+// SIGKILL is removed by the next run's `removeStaleTemporaries`; on SIGINT/SIGTERM/SIGHUP the
+// write is abandoned and its temporary unlinked (TemporaryFiles.swift).
 
 /// A file-system failure, naming the file and the OS's reason.
 public struct FileError: Error, CustomStringConvertible, LocalizedError {
@@ -59,6 +61,8 @@ public func atomicWrite(to url: URL, _ body: (FileSink) throws -> Void) throws {
     let path = url.path
     let dir = url.deletingLastPathComponent().path
     let tmp = "\(dir)/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let slot = TemporaryRegistry.register(tmp)
+    defer { TemporaryRegistry.unregister(slot) }
     let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
     if fd < 0 {
         // Name what the user can fix (the folder), not our temporary file.

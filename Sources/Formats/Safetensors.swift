@@ -45,6 +45,8 @@ public struct SafetensorsArchive {
     /// The dtype each tensor had in the file (before conversion to Float32).
     public var dtypes: [String: SafetensorsDType]
     public var metadata: [String: String]
+    /// True when the file carried `content_sha256` and it matched.
+    public var checksumVerified = false
 
     public subscript(name: String) -> Tensor? { tensors[name] }
 }
@@ -60,15 +62,21 @@ public enum Safetensors {
 
     /// Writes `tensors` as F32 with `metadata`, atomically: a temporary file in the same
     /// folder is written, fsync'ed and renamed over `url`, so readers never see a partial file.
-    public static func write(_ tensors: [(String, Tensor)], metadata: [String: String] = [:], to url: URL) throws {
+    /// The metadata gains `content_sha256` (see `checksumKey`), which `read` verifies. With
+    /// `requireFinite` (checkpoints), a NaN or infinite value is refused before anything is written.
+    public static func write(_ tensors: [(String, Tensor)], metadata: [String: String] = [:], requireFinite: Bool = false,
+                             to url: URL) throws {
         let path = url.path
         var seen = Set<String>()
-        for (name, _) in tensors {
+        for (name, t) in tensors {
             if name.isEmpty { throw SafetensorsError(path: path, "empty tensor name") }
             if name == "__metadata__" { throw SafetensorsError(path: path, tensor: name, "reserved name") }
             if !seen.insert(name).inserted { throw SafetensorsError(path: path, tensor: name, "name used twice") }
+            if requireFinite { try checkFinite(t.storage.ptr, t.count, shape: t.shape, tensor: name, path: path, writing: true) }
         }
-        let header = try headerBytes(tensors, metadata: metadata, path: path)
+        var meta = metadata
+        meta[checksumKey] = contentDigest(of: tensors, metadata: metadata)
+        let header = try headerBytes(tensors, metadata: meta, path: path)
         do {
             try atomicWrite(to: url) { out in
                 var n = UInt64(header.count).littleEndian
@@ -107,6 +115,8 @@ public enum Safetensors {
 
     /// Reads and validates a whole file. Every inconsistency throws a `SafetensorsError`
     /// naming the file and the tensor.
+    /// The content checksum (`content_sha256`) is verified when the file has one (files written
+    /// by Python's safetensors have none) and removed from the returned metadata.
     public static func read(_ url: URL) throws -> SafetensorsArchive {
         let path = url.path
         let data: Data
@@ -116,7 +126,8 @@ public enum Safetensors {
         return try data.withUnsafeBytes { raw in try parse(raw, path: path) }
     }
 
-    /// Only the metadata (the data section is validated too, but not converted).
+    /// Only the metadata (offsets are validated against the data section, but the data is
+    /// neither converted nor checksummed: a full `read` does that).
     public static func readMetadata(_ url: URL) throws -> [String: String] {
         let path = url.path
         let data: Data
@@ -126,79 +137,16 @@ public enum Safetensors {
         return try data.withUnsafeBytes { raw in try parseHeader(raw, path: path).metadata }
     }
 
-    struct Parsed {
-        var entries: [(name: String, dtype: SafetensorsDType, shape: [Int], begin: Int, end: Int)]
-        var metadata: [String: String]
-        var dataStart: Int
-    }
-
-    static func parseHeader(_ raw: UnsafeRawBufferPointer, path: String) throws -> Parsed {
-        let size = raw.count
-        guard size >= 8 else {
-            throw SafetensorsError(path: path, "file too short: \(size) bytes (needs at least the 8-byte header length)")
-        }
-        var n64: UInt64 = 0
-        for i in 0..<8 { n64 |= UInt64(raw[i]) << (8 * UInt64(i)) }
-        // Some other file (text, PNG, a PyTorch pickle): its first bytes are no sensible length and
-        // no JSON object follows them. Say so rather than quote a huge "header length".
-        if (n64 > UInt64(size - 8) || n64 > UInt64(maxHeaderBytes)) && (size == 8 || raw[8] != UInt8(ascii: "{")) {
-            throw SafetensorsError(path: path, "not a safetensors file (a safetensors file starts with an 8-byte header length and a JSON object; this one's first bytes read as a length of \(n64) in a \(size)-byte file)")
-        }
-        guard n64 <= UInt64(size - 8) else {
-            throw SafetensorsError(path: path, "header length \(n64) exceeds the file size (\(size) bytes, \(size - 8) after the length field)")
-        }
-        guard n64 <= UInt64(maxHeaderBytes) else {
-            throw SafetensorsError(path: path, "header length \(n64) exceeds the limit of \(maxHeaderBytes) bytes")
-        }
-        let n = Int(n64)
-        let headerData = Data(raw[8..<(8 + n)])
-        let header: Header
-        do { header = try JSONDecoder().decode(Header.self, from: headerData) } catch let e as SafetensorsError {
-            throw SafetensorsError(path: path, tensor: e.tensor, e.message)
-        } catch {
-            throw SafetensorsError(path: path, "invalid JSON header: \(describe(error))")
-        }
-        let dataSize = size - 8 - n
-        var entries: [(name: String, dtype: SafetensorsDType, shape: [Int], begin: Int, end: Int)] = []
-        for (name, info) in header.tensors {
-            guard let dtype = SafetensorsDType(rawValue: info.dtype) else {
-                throw SafetensorsError(path: path, tensor: name,
-                                       "unknown dtype '\(info.dtype)' (supported: \(SafetensorsDType.allCases.map(\.rawValue).joined(separator: ", ")))")
-            }
-            if let bad = info.shape.first(where: { $0 < 0 }) {
-                throw SafetensorsError(path: path, tensor: name, "negative dimension \(bad) in shape \(info.shape)")
-            }
-            guard info.data_offsets.count == 2 else {
-                throw SafetensorsError(path: path, tensor: name, "data_offsets must be [begin, end], got \(info.data_offsets)")
-            }
-            let b = info.data_offsets[0], e = info.data_offsets[1]
-            guard b >= 0, b <= e, e <= dataSize else {
-                throw SafetensorsError(path: path, tensor: name,
-                                       "data_offsets [\(b), \(e)] out of range (data section is \(dataSize) bytes\(e > dataSize && b <= e ? "; truncated file?" : ""))")
-            }
-            var elems = 1, overflow = false
-            for d in info.shape {
-                let r = elems.multipliedReportingOverflow(by: d)
-                elems = r.partialValue; overflow = overflow || r.overflow
-            }
-            let r = elems.multipliedReportingOverflow(by: dtype.byteSize)
-            guard !overflow, !r.overflow, r.partialValue == e - b else {
-                throw SafetensorsError(path: path, tensor: name,
-                                       "data_offsets [\(b), \(e)] span \(e - b) bytes, but shape \(info.shape) of \(dtype.rawValue) needs \(overflow || r.overflow ? "more than Int.max" : "\(r.partialValue)") bytes")
-            }
-            entries.append((name, dtype, info.shape, b, e))
-        }
-        entries.sort { ($0.begin, $0.end, $0.name) < ($1.begin, $1.end, $1.name) }
-        for i in entries.indices.dropFirst() where entries[i].begin < entries[i - 1].end {
-            throw SafetensorsError(path: path, tensor: entries[i].name,
-                                   "data_offsets [\(entries[i].begin), \(entries[i].end)] overlap tensor '\(entries[i - 1].name)' [\(entries[i - 1].begin), \(entries[i - 1].end)]")
-        }
-        return Parsed(entries: entries, metadata: header.metadata, dataStart: 8 + n)
-    }
-
     static func parse(_ raw: UnsafeRawBufferPointer, path: String) throws -> SafetensorsArchive {
         let p = try parseHeader(raw, path: path)
+        if let expected = p.checksum {
+            let actual = contentDigest(of: p, raw: raw)
+            guard actual == expected else {
+                throw SafetensorsError(path: path, "damaged file: its tensors and metadata hash to \(actual), but its \(checksumKey) says \(expected)")
+            }
+        }
         var archive = SafetensorsArchive(names: [], tensors: [:], dtypes: [:], metadata: p.metadata)
+        archive.checksumVerified = p.checksum != nil
         for e in p.entries {
             let count = ShapeUtil.count(e.shape)
             let s = Storage(uninitializedCount: count)
@@ -246,73 +194,6 @@ public enum Safetensors {
             return sign != 0 ? -v : v
         }
         return Float(bitPattern: sign | (UInt32(exp - 15 + 127) << 23) | (frac << 13))
-    }
-
-    static func describe(_ error: Error) -> String {
-        switch error {
-        case let DecodingError.dataCorrupted(c): return c.debugDescription + underlying(c)
-        case let DecodingError.typeMismatch(_, c), let DecodingError.valueNotFound(_, c):
-            if c.codingPath.isEmpty { return "the header must be a JSON object (\(c.debugDescription))" }
-            return "\(c.debugDescription) at \(c.codingPath.map(\.stringValue).joined(separator: "."))"
-        case let DecodingError.keyNotFound(k, c):
-            return "missing key '\(k.stringValue)' at \(c.codingPath.map(\.stringValue).joined(separator: "."))"
-        default: return "\(error)"
-        }
-    }
-
-    static func underlying(_ c: DecodingError.Context) -> String {
-        guard let u = c.underlyingError else { return "" }
-        return " (\(u.localizedDescription))"
-    }
-}
-
-// MARK: - Header coding
-
-struct TensorInfo: Codable {
-    var dtype: String
-    var shape: [Int]
-    var data_offsets: [Int]
-}
-
-enum HeaderEntry: Encodable {
-    case tensor(TensorInfo)
-    case metadata([String: String])
-
-    func encode(to encoder: Encoder) throws {
-        switch self {
-        case let .tensor(t): try t.encode(to: encoder)
-        case let .metadata(m): try m.encode(to: encoder)
-        }
-    }
-}
-
-struct DynamicKey: CodingKey {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { nil }
-}
-
-/// The decoded header: tensor entries and metadata, each entry decoded on its own so an error
-/// can name the tensor.
-struct Header: Decodable {
-    var tensors: [(String, TensorInfo)] = []
-    var metadata: [String: String] = [:]
-
-    init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: DynamicKey.self)
-        for key in c.allKeys {
-            if key.stringValue == "__metadata__" {
-                do { metadata = try c.decode([String: String].self, forKey: key) } catch {
-                    throw SafetensorsError(path: "", "__metadata__ must map strings to strings: \(Safetensors.describe(error))")
-                }
-                continue
-            }
-            do { tensors.append((key.stringValue, try c.decode(TensorInfo.self, forKey: key))) } catch {
-                throw SafetensorsError(path: "", tensor: key.stringValue,
-                                       "malformed entry (needs dtype, shape, data_offsets): \(Safetensors.describe(error))")
-            }
-        }
     }
 }
 

@@ -57,13 +57,23 @@ public final class FlowModel: Module {
         try saveCheckpoint(self, metadata: metadata(stage: stage, step: step, extra: extra), to: url)
     }
 
-    /// Rebuilds the model described by a checkpoint and loads its weights.
+    /// Rebuilds the model described by a checkpoint and loads its weights. The file is checked
+    /// whole first (checksum, finite values), then the metadata (ranges, divisibility, size cap),
+    /// and only then is a network allocated; every error names the file.
     public static func load(from url: URL) throws -> (model: FlowModel, metadata: [String: String]) {
-        let archive = try Safetensors.read(url)
+        let archive = try readCheckpointArchive(url)
         guard let specJSON = archive.metadata["model_spec"], let tokJSON = archive.metadata["tokenizer"] else {
             throw ModelError("checkpoint \(url.path): metadata has no 'model_spec' and 'tokenizer': not a reflow model checkpoint")
         }
-        let model = try FlowModel(spec: ModelSpec.fromJSON(specJSON), tokenizer: Tokenizer.deserialize(tokJSON), seed: 0)
+        let spec = try ModelSpec.fromJSON(specJSON, source: "checkpoint \(url.path): metadata 'model_spec'")
+        let tokenizer: Tokenizer
+        do { tokenizer = try Tokenizer.deserialize(tokJSON, source: "checkpoint \(url.path)") } catch let e as TokenizerError {
+            throw ModelError(e.description)
+        }
+        guard spec.vocabularySize == tokenizer.vocabularySize, spec.maxTokens == tokenizer.maxTokens else {
+            throw ModelError("checkpoint \(url.path): metadata 'model_spec' expects \(spec.vocabularySize) words / \(spec.maxTokens) tokens, 'tokenizer' has \(tokenizer.vocabularySize) / \(tokenizer.maxTokens)")
+        }
+        let model = try FlowModel(spec: spec, tokenizer: tokenizer, seed: 0)
         try model.loadStateDict(archive.tensors, source: "checkpoint \(url.path)")
         return (model, archive.metadata)
     }

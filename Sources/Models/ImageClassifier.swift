@@ -71,12 +71,23 @@ public func makeClassifier(_ arch: EvaluatorArch, inputShape: [Int], classes: In
 /// Loads an evaluator checkpoint of either architecture (metadata `arch`; none means conv3,
 /// the files written before there were two).
 public func loadClassifier(from url: URL) throws -> (any ImageClassifier, [String: String]) {
-    let archive = try Safetensors.read(url)
-    guard let shape = archive.metadata["input_shape"]?.split(separator: ",").compactMap({ Int($0) }), shape.count == 3,
-          shape.allSatisfy({ $0 >= 1 }),
-          let classes = archive.metadata["classes"].flatMap({ Int($0) }), classes >= 1,
-          let fw = archive.metadata["feature_width"].flatMap({ Int($0) }), fw >= 1 else {
-        throw ModelError("evaluator \(url.path): metadata lacks a valid input_shape/classes/feature_width")
+    let archive = try readCheckpointArchive(url)
+    guard let shapeText = archive.metadata["input_shape"], let classesText = archive.metadata["classes"],
+          let fwText = archive.metadata["feature_width"] else {
+        throw ModelError("evaluator \(url.path): metadata lacks input_shape/classes/feature_width")
+    }
+    let shapeParts = shapeText.split(separator: ",", omittingEmptySubsequences: false)
+    let shape = shapeParts.compactMap { Int($0) }
+    // Bounded before anything is built: the network's sizes are products of these.
+    guard shapeParts.count == 3, shape.count == 3, (1...64).contains(shape[0]), (1...4096).contains(shape[1]),
+          (1...4096).contains(shape[2]) else {
+        throw ModelError("evaluator \(url.path): metadata 'input_shape' is '\(shapeText)', expected C,H,W with C in 1...64, H and W in 1...4096")
+    }
+    guard let classes = Int(classesText), (1...100_000).contains(classes) else {
+        throw ModelError("evaluator \(url.path): metadata 'classes' is '\(classesText)', expected an integer in 1...100000")
+    }
+    guard let fw = Int(fwText), (1...65536).contains(fw) else {
+        throw ModelError("evaluator \(url.path): metadata 'feature_width' is '\(fwText)', expected an integer in 1...65536")
     }
     let archName = archive.metadata["arch"] ?? EvaluatorArch.conv3.rawValue
     guard let arch = EvaluatorArch(rawValue: archName) else {
@@ -87,6 +98,8 @@ public func loadClassifier(from url: URL) throws -> (any ImageClassifier, [Strin
     guard let w = archive.tensors[first], w.rank == 4 else {
         throw ModelError("evaluator \(url.path): tensor '\(first)' is missing")
     }
+    try checkClassifierSize(arch, inputShape: shape, classes: classes, width: w.shape[0], featureWidth: fw,
+                            source: "evaluator \(url.path): tensor '\(first)'")
     let c: any ImageClassifier
     switch arch {
     case .conv3: c = Classifier(inputShape: shape, classes: classes, width: w.shape[0], featureWidth: fw, seed: 0)
@@ -94,4 +107,23 @@ public func loadClassifier(from url: URL) throws -> (any ImageClassifier, [Strin
     }
     try c.loadStateDict(archive.tensors, source: "evaluator \(url.path)")
     return (c, archive.metadata)
+}
+
+/// The width read from a file must make a buildable network of bounded size: every GroupNorm
+/// splits it into groups (8, or the width itself when smaller), and the VGG feature layer's
+/// input grows with the image area. Checked with overflow-safe arithmetic before allocation.
+func checkClassifierSize(_ arch: EvaluatorArch, inputShape: [Int], classes: Int, width: Int, featureWidth: Int,
+                         source: String) throws {
+    let groups = arch == .conv3 ? 8 : Swift.min(8, width)
+    guard (1...4096).contains(width), width % groups == 0 else {
+        throw ModelError("\(source): width \(width) (its first dimension) must be in 1...4096 and divisible by \(groups) GroupNorm groups")
+    }
+    let cells = arch == .conv3 ? 1 : Swift.max((inputShape[1] / 4) * (inputShape[2] / 4), 1)
+    // conv weights (<= 9 * 2w * 2w per layer, four layers), feature layer, head.
+    let fcIn = 2 * width * cells
+    let (fc, o1) = fcIn.multipliedReportingOverflow(by: featureWidth)
+    let total = 4 * 9 * 4 * width * width + (o1 ? Int.max / 2 : fc) + featureWidth * classes
+    guard !o1, total <= ModelSpec.maxParameters else {
+        throw ModelError("\(source): the evaluator would have more than \(ModelSpec.maxParameters) parameters (size cap)")
+    }
 }

@@ -38,28 +38,15 @@ public struct ModelSpec: Codable, Equatable, Sendable {
         return String(decoding: (try? enc.encode(self)) ?? Data(), as: UTF8.self)
     }
 
-    public static func fromJSON(_ s: String) throws -> ModelSpec {
-        do { return try JSONDecoder().decode(ModelSpec.self, from: Data(s.utf8)) } catch {
-            throw ModelError("model_spec metadata is not a valid model description: \(error)")
+    /// Decodes and validates (`validate()`) a spec read from a file: nothing is allocated for a
+    /// spec that is out of range. `source` names the file and key in errors.
+    public static func fromJSON(_ s: String, source: String = "model_spec metadata") throws -> ModelSpec {
+        let spec: ModelSpec
+        do { spec = try JSONDecoder().decode(ModelSpec.self, from: Data(s.utf8)) } catch {
+            throw ModelError("\(source) is not a valid model description: \(error)")
         }
-    }
-
-    /// Problems that would make the network fail later, named by field.
-    public func validate() throws {
-        var p: [String] = []
-        if channels <= 0 || height <= 0 || width <= 0 { p.append("item shape [\(channels), \(height), \(width)] must be positive") }
-        if textWidth % max(textHeads, 1) != 0 { p.append("text width \(textWidth) is not divisible by text heads \(textHeads)") }
-        if timeEmbedding % 2 != 0 { p.append("time_embedding \(timeEmbedding) must be even") }
-        if kind == .unet {
-            if levels.isEmpty { p.append("unet needs at least one level in 'channels'") }
-            for c in levels where c % groups != 0 { p.append("level channels \(c) not divisible by groups \(groups)") }
-            let down = 1 << max(0, levels.count - 1)
-            if height % down != 0 || width % down != 0 {
-                p.append("image \(height)x\(width) not divisible by 2^\(levels.count - 1) for \(levels.count) levels")
-            }
-            for l in attentionLevels where l < 0 || l >= levels.count { p.append("attention level \(l) out of range 0..<\(levels.count)") }
-        }
-        if !p.isEmpty { throw ModelError("invalid model: " + p.joined(separator: "; ")) }
+        do { try spec.validate() } catch let e as ModelError { throw ModelError("\(source): \(e.description)") }
+        return spec
     }
 }
 

@@ -66,13 +66,25 @@ public struct Tokenizer: Equatable, Sendable {
         return String(decoding: data, as: UTF8.self)
     }
 
-    public static func deserialize(_ json: String) throws -> Tokenizer {
+    /// Bounds on what a checkpoint may hold (the model spec has the same ones).
+    public static let maxWords = 1_000_000, maxTokenLimit = 4096
+
+    /// Reads `serialized()`. `source` (the file) prefixes errors; every value is range-checked,
+    /// since `encode` pads to `maxTokens` and a model is sized by the vocabulary.
+    public static func deserialize(_ json: String, source: String? = nil) throws -> Tokenizer {
+        let from = source.map { "\($0): " } ?? ""
         guard let obj = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
               let words = obj["words"] as? [String], let maxTokens = obj["max_tokens"] as? Int else {
-            throw TokenizerError("tokenizer metadata is not valid JSON with 'words' and 'max_tokens'")
+            throw TokenizerError("\(from)tokenizer metadata is not valid JSON with 'words' and 'max_tokens'")
         }
         guard words.count >= 3, Array(words.prefix(3)) == reserved else {
-            throw TokenizerError("tokenizer vocabulary must start with \(reserved)")
+            throw TokenizerError("\(from)tokenizer vocabulary must start with \(reserved)")
+        }
+        guard words.count <= maxWords else {
+            throw TokenizerError("\(from)tokenizer vocabulary has \(words.count) words, more than the limit of \(maxWords)")
+        }
+        guard (1...maxTokenLimit).contains(maxTokens) else {
+            throw TokenizerError("\(from)tokenizer max_tokens \(maxTokens) outside 1...\(maxTokenLimit)")
         }
         return Tokenizer(words: words, maxTokens: maxTokens)
     }

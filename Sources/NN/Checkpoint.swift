@@ -44,21 +44,29 @@ extension Module {
 }
 
 /// Writes the model's weights (names and shapes as in `stateDict()`, F32) with `metadata`
-/// (model config, stage, step, tokenizer, ...) to a safetensors file, atomically.
+/// (model config, stage, step, tokenizer, ...) to a safetensors file, atomically, with the
+/// content checksum. A NaN or infinite weight is refused (nothing is written).
 /// `format: pt` is added unless given, so tools that insist on it (transformers) accept the file.
 public func saveCheckpoint(_ model: Module, metadata: [String: String] = [:], to url: URL) throws {
     var meta = metadata
     if meta["format"] == nil { meta["format"] = "pt" }
-    try Safetensors.write(model.stateDict(), metadata: meta, to: url)
+    try Safetensors.write(model.stateDict(), metadata: meta, requireFinite: true, to: url)
 }
 
 /// Loads weights saved by `saveCheckpoint` (or by Python's safetensors from a torch
 /// state_dict with the same names) into `model` and returns the file's metadata.
 @discardableResult
 public func loadCheckpoint(into model: Module, from url: URL, strict: Bool = true) throws -> [String: String] {
-    let archive = try Safetensors.read(url)
+    let archive = try readCheckpointArchive(url)
     try model.loadStateDict(archive.tensors, source: "checkpoint \(url.path)", strict: strict)
     return archive.metadata
+}
+
+/// A checkpoint file read whole: checksum verified when present, every value finite.
+public func readCheckpointArchive(_ url: URL) throws -> SafetensorsArchive {
+    let archive = try Safetensors.read(url)
+    try archive.checkFinite(path: url.path)
+    return archive
 }
 
 /// EMA shadow weights by parameter name, with the update count and decay.
@@ -66,10 +74,13 @@ public struct EMAState {
     public var shadow: [String: Tensor]
     public var updates: Int
     public var decay: Double
-    public init(shadow: [String: Tensor], updates: Int, decay: Double) {
+    /// The file it was read from, named in errors.
+    public var source: String?
+    public init(shadow: [String: Tensor], updates: Int, decay: Double, source: String? = nil) {
         self.shadow = shadow
         self.updates = updates
         self.decay = decay
+        self.source = source
     }
 }
 
@@ -82,18 +93,25 @@ extension EMA {
 
     /// Restores shadow, update count and decay; throws (changing nothing) on a name or shape mismatch.
     public func importState(_ state: EMAState) throws {
-        try load(shadow: state.shadow, updates: state.updates)
+        try load(shadow: state.shadow, updates: state.updates, source: state.source)
         decay = state.decay
     }
 }
 
-/// Everything besides the weights that an exact resume needs: the step, optimizer moments,
-/// EMA shadow and RNG states. Stored as "<name>.state.safetensors" beside "<name>.safetensors":
-/// tensors "optimizer.exp_avg.<param>", "optimizer.exp_avg_sq.<param>", "ema.<param>";
-/// scalars in the metadata ("step", "rng.<key>" as JSON, "optimizer.steps" as JSON, ...).
+/// Everything an exact resume needs: the step, the weights, optimizer moments, EMA shadow and
+/// RNG states, in ONE file, "<name>.state.safetensors" beside "<name>.safetensors". Being one
+/// atomic write, it is the commit point of a checkpoint: a kill at any moment leaves the
+/// previous complete state or the new one. "<name>.safetensors" is an export of the same
+/// weights for users (PyTorch names, loadable by Python's safetensors), written after it and
+/// rewritten from it on resume, so a kill between the two writes costs nothing.
+/// Tensors: "model.<param>", "optimizer.exp_avg.<param>", "optimizer.exp_avg_sq.<param>",
+/// "ema.<param>"; metadata: "step", "rng.<key>" (JSON), "optimizer.steps" (JSON),
+/// "ema.updates", "ema.decay", "extra.<key>", and the export's metadata as "weights.<key>".
+/// Version 1 files (no weights; they came with a separate weights file) still load.
 public struct TrainingState {
     public static let formatName = "reflow-training-state"
-    public static let formatVersion = "1"
+    public static let formatVersion = "2"
+    static let readableVersions: Set<String> = ["1", "2"]
 
     public var step: Int
     public var rngs: [String: RNG]
@@ -101,6 +119,9 @@ public struct TrainingState {
     public var ema: EMAState?
     /// Free-form scalars (stored as "extra.<key>").
     public var extra: [String: String]
+    /// The model's weights by name, and the metadata of their export (nil in version 1 files).
+    public var weights: [(String, Tensor)]?
+    public var weightsMetadata: [String: String] = [:]
 
     public init(step: Int, rngs: [String: RNG] = [:], optimizer: OptimizerState? = nil,
                 ema: EMAState? = nil, extra: [String: String] = [:]) {
@@ -140,18 +161,22 @@ public struct TrainingState {
             meta["ema.decay"] = "\(ema.decay)"
         }
         for (k, v) in extra { meta["extra.\(k)"] = v }
-        try Safetensors.write(tensors, metadata: meta, to: url)
+        if let weights {
+            for (name, t) in weights { tensors.append(("model.\(name)", t)) }
+            for (k, v) in weightsMetadata { meta["weights.\(k)"] = v }
+        }
+        try Safetensors.write(tensors, metadata: meta, requireFinite: true, to: url)
     }
 
     public static func load(from url: URL) throws -> TrainingState {
-        let a = try Safetensors.read(url)
+        let a = try readCheckpointArchive(url)
         let src = "training state \(url.path)"
         let meta = a.metadata
         guard meta["format"] == formatName else {
             throw CheckpointError("\(src): not a training-state file (metadata format is \(meta["format"].map { "'\($0)'" } ?? "missing"), expected '\(formatName)')")
         }
-        guard meta["version"] == formatVersion else {
-            throw CheckpointError("\(src): unsupported version \(meta["version"] ?? "missing") (this build reads \(formatVersion))")
+        guard let version = meta["version"], readableVersions.contains(version) else {
+            throw CheckpointError("\(src): unsupported version \(meta["version"] ?? "missing") (this build reads \(readableVersions.sorted().joined(separator: ", ")))")
         }
         guard let stepText = meta["step"], let step = Int(stepText), step >= 0 else {
             throw CheckpointError("\(src): metadata 'step' is missing or not a non-negative integer")
@@ -165,6 +190,8 @@ public struct TrainingState {
                 }
             } else if k.hasPrefix("extra.") {
                 state.extra[String(k.dropFirst(6))] = v
+            } else if k.hasPrefix("weights.") {
+                state.weightsMetadata[String(k.dropFirst(8))] = v
             }
         }
         var used = Set<String>()
@@ -175,6 +202,7 @@ public struct TrainingState {
             }
             var opt = OptimizerState()
             for (name, s) in steps {
+                guard s >= 0 else { throw CheckpointError("\(src): metadata 'optimizer.steps' has negative step \(s) for '\(name)'") }
                 let k1 = "optimizer.exp_avg.\(name)", k2 = "optimizer.exp_avg_sq.\(name)"
                 guard let m = a.tensors[k1] else { throw CheckpointError("\(src): missing tensor '\(k1)'") }
                 guard let v = a.tensors[k2] else { throw CheckpointError("\(src): missing tensor '\(k2)'") }
@@ -187,15 +215,23 @@ public struct TrainingState {
             state.optimizer = opt
         }
         if let u = meta["ema.updates"] {
-            guard let updates = Int(u), let d = meta["ema.decay"], let decay = Double(d) else {
-                throw CheckpointError("\(src): metadata 'ema.updates' / 'ema.decay' are not numbers")
+            guard let updates = Int(u), updates >= 0, let d = meta["ema.decay"], let decay = Double(d), decay >= 0, decay <= 1 else {
+                throw CheckpointError("\(src): metadata 'ema.updates' / 'ema.decay' are not a count and a decay in [0, 1]")
             }
             var shadow: [String: Tensor] = [:]
             for name in a.names where name.hasPrefix("ema.") {
                 shadow[String(name.dropFirst(4))] = a.tensors[name]!
                 used.insert(name)
             }
-            state.ema = EMAState(shadow: shadow, updates: updates, decay: decay)
+            state.ema = EMAState(shadow: shadow, updates: updates, decay: decay, source: src)
+        }
+        if version != "1" {
+            var w: [(String, Tensor)] = []
+            for name in a.names where name.hasPrefix("model.") {
+                w.append((String(name.dropFirst(6)), a.tensors[name]!))
+                used.insert(name)
+            }
+            state.weights = w
         }
         if let extra = a.names.first(where: { !used.contains($0) }) {
             throw CheckpointError("\(src): unexpected tensor '\(extra)'")
@@ -204,23 +240,35 @@ public struct TrainingState {
     }
 }
 
-/// Saves weights (`url`) and training state (beside it) for an exact resume. The state is
-/// written first and both files record the step, so an interrupted save is detected on load.
+/// Saves a checkpoint for an exact resume: the training state with the weights (the commit
+/// point, one atomic write), then the weights alone at `url` for users (see `TrainingState`).
 public func saveTrainingCheckpoint(_ model: Module, state: TrainingState, metadata: [String: String] = [:], to url: URL) throws {
-    try state.save(to: TrainingState.url(besideCheckpoint: url))
     var meta = metadata
     meta["step"] = "\(state.step)"
+    if meta["format"] == nil { meta["format"] = "pt" }
+    var full = state
+    full.weights = model.stateDict()
+    full.weightsMetadata = meta
+    try full.save(to: TrainingState.url(besideCheckpoint: url))
     try saveCheckpoint(model, metadata: meta, to: url)
 }
 
-/// Loads weights into `model` and returns (weights metadata, training state). Throws, before
-/// changing the model, when the two files disagree on the step.
+/// Loads a checkpoint saved by `saveTrainingCheckpoint` into `model` and returns (the weights'
+/// metadata, the training state), changing nothing on error. The weights come from the state
+/// file; the export at `url` is rewritten from it, since a kill between the two writes may
+/// have left it one save behind (or a temporary, which `removeStaleTemporaries` cleans).
+/// Version-1 state files have no weights: then `url` supplies them, and must be of the same step.
 public func loadTrainingCheckpoint(into model: Module, from url: URL) throws -> (metadata: [String: String], state: TrainingState) {
     let stateURL = TrainingState.url(besideCheckpoint: url)
     let state = try TrainingState.load(from: stateURL)
-    let archive = try Safetensors.read(url)
+    if let w = state.weights {
+        try model.loadStateDict(Dictionary(w, uniquingKeysWith: { a, _ in a }), source: "training state \(stateURL.path)")
+        try saveCheckpoint(model, metadata: state.weightsMetadata, to: url)
+        return (state.weightsMetadata, state)
+    }
+    let archive = try readCheckpointArchive(url)
     if let s = archive.metadata["step"], s != "\(state.step)" {
-        throw CheckpointError("checkpoint \(url.path): weights are from step \(s) but \(stateURL.path) is from step \(state.step) (interrupted save?)")
+        throw CheckpointError("checkpoint \(url.path): weights are from step \(s) but \(stateURL.path) is from step \(state.step) (interrupted save of an old-format checkpoint)")
     }
     try model.loadStateDict(archive.tensors, source: "checkpoint \(url.path)")
     return (archive.metadata, state)

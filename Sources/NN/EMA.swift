@@ -72,16 +72,18 @@ public final class EMA {
 
     /// Restores a shadow saved by name (training state). Every parameter must be present with
     /// its shape; throws before changing anything otherwise.
-    public func load(shadow named: [String: Tensor], updates: Int) throws {
+    /// `source` (the file) prefixes the errors.
+    public func load(shadow named: [String: Tensor], updates: Int, source: String? = nil) throws {
+        let from = source.map { "\($0): " } ?? ""
         for (p, _) in zip(parameters, shadow) {
-            guard let t = named[p.name] else { throw CheckpointError("EMA state has no shadow for '\(p.name)'") }
+            guard let t = named[p.name] else { throw CheckpointError("\(from)EMA state has no shadow for '\(p.name)'") }
             if t.shape != p.tensor.shape {
-                throw CheckpointError("EMA shadow '\(p.name)' has shape \(t.shape), parameter has \(p.tensor.shape)")
+                throw CheckpointError("\(from)EMA shadow '\(p.name)' has shape \(t.shape), parameter has \(p.tensor.shape)")
             }
         }
         let known = Set(parameters.map { $0.name })
         if let extra = named.keys.sorted().first(where: { !known.contains($0) }) {
-            throw CheckpointError("EMA state has a shadow for '\(extra)', which the model does not hold")
+            throw CheckpointError("\(from)EMA state has a shadow for '\(extra)', which the model does not hold")
         }
         for (p, s) in zip(parameters, shadow) { s.storage.ptr.update(from: named[p.name]!.storage.ptr, count: s.count) }
         self.updates = updates

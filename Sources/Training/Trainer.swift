@@ -128,13 +128,24 @@ public final class Trainer {
         let fm = FileManager.default
         try fm.createDirectory(atPath: options.run.checkpointsPath, withIntermediateDirectories: true)
         try fm.createDirectory(atPath: options.run.samplesPath, withIntermediateDirectories: true)
-        if resume && fm.fileExists(atPath: checkpointURL.path) {
+        // Temporaries of writes killed with SIGKILL (their writer is dead): never read, only space.
+        for dir in [options.run.path, options.run.checkpointsPath, options.run.samplesPath] {
+            for name in removeStaleTemporaries(in: dir) { Log.note("removed \(dir)/\(name), left by a killed write") }
+        }
+        let stateURL = TrainingState.url(besideCheckpoint: checkpointURL)
+        if resume && (fm.fileExists(atPath: stateURL.path) || fm.fileExists(atPath: checkpointURL.path)) {
             let (meta, state) = try loadTrainingCheckpoint(into: model, from: checkpointURL)
             if let spec = meta["model_spec"], spec != model.spec.json() {
-                throw ModelError("checkpoint \(checkpointURL.path) was made for another model (\(spec)); remove it or drop --resume")
+                // The metadata came from the state file (or, for version-1 states, the weights file).
+                let from = state.weights != nil ? stateURL.path : checkpointURL.path
+                throw ModelError("checkpoint \(from) was made for another model (\(spec)); remove it or drop --resume")
             }
-            if let opt = state.optimizer { try optimizer.importState(opt) }
-            if let e = state.ema, let ema { try ema.importState(e) }
+            do {
+                if let opt = state.optimizer { try optimizer.importState(opt) }
+                if let e = state.ema, let ema { try ema.importState(e) }
+            } catch let e as CheckpointError where !e.description.hasPrefix(stateURL.path) {
+                throw CheckpointError("training state \(stateURL.path): \(e.description)")
+            }
             start = state.step
             try MetricsLog.truncate(path: options.run.metricsPath, afterStep: start, stage: options.stage)
             Log.info("resuming \(options.stage) from step \(start) (\(checkpointURL.path))")
@@ -160,6 +171,9 @@ public final class Trainer {
             guard lastLoss.isFinite else {
                 throw ModelError("\(options.stage): loss became \(lastLoss) at step \(step); lower lr (now \(optimizer.lr)) or check the data")
             }
+            // The loss is computed before the update, so it can stay finite while the update
+            // itself overflows: check the weights too (a pass over them, ~1 ms for 10 MB).
+            try checkWeightsFinite(step: step)
             if step % s.logEvery == 0 || step == s.steps {
                 let elapsed = Date().timeIntervalSince(started)
                 try metrics.log(step: step, [("loss", lastLoss), ("grad_norm", gnorm), ("lr", optimizer.lr),
@@ -210,6 +224,16 @@ public final class Trainer {
         let state = TrainingState(step: step, optimizer: optimizer.exportState(), ema: ema?.exportState())
         try saveTrainingCheckpoint(model, state: state, metadata: model.metadata(stage: options.stage, step: step, extra: options.metadata),
                                    to: checkpointURL)
+    }
+
+    /// Throws, naming the stage, step and tensor, when a weight is NaN or infinite: such weights
+    /// are never written (the last checkpoint stays the last good one).
+    func checkWeightsFinite(step: Int) throws {
+        for (name, t) in model.stateDict() {
+            if let i = Safetensors.firstNonFinite(t.storage.ptr, t.count) {
+                throw ModelError("\(options.stage): weights became non-finite at step \(step) ('\(name)' holds \(t.storage.ptr[i])); nothing was written for this step; lower lr (now \(optimizer.lr)) or check the data")
+            }
+        }
     }
 
     func withEMA<T>(_ body: () throws -> T) rethrows -> T {
