@@ -9,9 +9,18 @@ import Formats
 enum H5 {
     private static let lock = NSRecursiveLock()
 
+    /// Runs once, before our first HDF5 call. H5dont_atexit: HDF5's own exit handler closes every
+    /// file still open, and a file whose close already failed (disk full) is still registered, so
+    /// the handler tried again on half-freed state and crashed (SIGSEGV after the right error).
+    /// Our writers close their files themselves; what a failed close leaves is what a killed
+    /// process leaves, which the commit protocol covers. Only effective before the library is
+    /// initialised (tests that call HDF5 directly first just keep the default).
+    private static let setUp: Void = { _ = H5dont_atexit() }()
+
     static func run<T>(_ body: () throws -> T) rethrows -> T {
         lock.lock()
         defer { lock.unlock() }
+        _ = setUp
         // Per thread in a thread-safe HDF5 build (Debian's is), so set it on every entry.
         H5Eset_auto2(rf_H5E_DEFAULT(), nil, nil)
         return try body()
@@ -85,95 +94,117 @@ enum H5 {
         return box.names
     }
 
-    /// A scalar string attribute (variable- or fixed-length), nil when absent or not a string.
+    /// The type class of attribute `name` and whether it is a variable-length string, read
+    /// without touching its value (a variable-length value lives in the global heap).
+    static func attributeKind(_ obj: hid_t, _ name: String, _ path: String) throws -> (cls: H5T_class_t, variable: Bool)? {
+        guard hasAttribute(obj, name) else { return nil }
+        let attr = try check(H5Aopen(obj, name, rf_H5P_DEFAULT()), path, "cannot open attribute '\(name)'")
+        defer { H5Aclose(attr) }
+        let ftype = try check(H5Aget_type(attr), path, "cannot read the type of attribute '\(name)'")
+        defer { H5Tclose(ftype) }
+        let cls = H5Tget_class(ftype)
+        return (cls, cls == H5T_STRING && H5Tis_variable_str(ftype) > 0)
+    }
+
+    /// Longest string an attribute or a /text entry may hold: a damaged type must not make us
+    /// allocate gigabytes.
+    static let maxStringBytes = 1 << 20
+
+    /// A scalar fixed-length string attribute, nil when absent or not a fixed-length string.
+    /// Variable-length strings are never read (see `TripletFormat`: their heap crashes libhdf5
+    /// when damaged).
     static func readString(_ obj: hid_t, _ name: String, _ path: String) throws -> String? {
         guard hasAttribute(obj, name) else { return nil }
         let attr = try check(H5Aopen(obj, name, rf_H5P_DEFAULT()), path, "cannot open attribute '\(name)'")
         defer { H5Aclose(attr) }
         let ftype = try check(H5Aget_type(attr), path, "cannot read the type of attribute '\(name)'")
         defer { H5Tclose(ftype) }
-        guard H5Tget_class(ftype) == H5T_STRING else { return nil }
+        guard H5Tget_class(ftype) == H5T_STRING, H5Tis_variable_str(ftype) == 0 else { return nil }
         let space = H5Aget_space(attr)
         defer { H5Sclose(space) }
         guard H5Sget_simple_extent_npoints(space) == 1 else { return nil }
-        if H5Tis_variable_str(ftype) > 0 {
-            // HDF5 converts no string between character sets: read in the file's own.
-            let mtype = variableStringType(cset: H5Tget_cset(ftype))
-            defer { H5Tclose(mtype) }
-            var p: UnsafeMutablePointer<CChar>? = nil
-            try check(H5Aread(attr, mtype, &p), path, "cannot read attribute '\(name)'")
-            defer { if p != nil { H5free_memory(p) } }
-            return p.map { String(cString: $0) } ?? ""
-        } else {
-            let size = H5Tget_size(ftype)
-            let mtype = H5Tcopy(rf_H5T_C_S1())
-            defer { H5Tclose(mtype) }
-            H5Tset_size(mtype, size + 1)
-            H5Tset_strpad(mtype, H5T_STR_NULLTERM)
-            var buf = [CChar](repeating: 0, count: size + 1)
-            try check(H5Aread(attr, mtype, &buf), path, "cannot read attribute '\(name)'")
-            return String(cString: buf)
+        let size = H5Tget_size(ftype)
+        guard size > 0, size <= maxStringBytes else {
+            throw DataError("\(path): attribute '\(name)' claims a string of \(size) bytes (corrupt file)")
         }
+        // The file's own type as the memory type: same size, padding and character set, no conversion.
+        var buf = [UInt8](repeating: 0, count: size)
+        try check(H5Aread(attr, ftype, &buf), path, "cannot read attribute '\(name)'")
+        return try decodeFixed(buf[...], path, "attribute '\(name)'")
     }
 
-    /// Creates or replaces a scalar variable-length UTF-8 string attribute (what h5py reads as `str`).
+    /// A fixed-length string's bytes (NUL-padded) as text; invalid UTF-8 is an error.
+    static func decodeFixed(_ bytes: ArraySlice<UInt8>, _ path: String, _ what: @autoclosure () -> String) throws -> String {
+        let end = bytes.firstIndex(of: 0) ?? bytes.endIndex
+        guard let s = String(validating: bytes[bytes.startIndex..<end], as: UTF8.self) else {
+            throw DataError("\(path): \(what()) is not valid UTF-8 (corrupt file)")
+        }
+        return s
+    }
+
+    /// A fixed-length, NUL-padded UTF-8 string type of `bytes` bytes (caller closes).
+    static func fixedStringType(bytes: Int) -> hid_t {
+        let t = H5Tcopy(rf_H5T_C_S1())
+        H5Tset_size(t, max(1, bytes))
+        H5Tset_cset(t, H5T_CSET_UTF8)
+        H5Tset_strpad(t, H5T_STR_NULLPAD)
+        return t
+    }
+
+    /// Creates a scalar fixed-length UTF-8 string attribute (h5py reads it as bytes: `.decode()`).
     static func writeString(_ obj: hid_t, _ name: String, _ value: String, _ path: String) throws {
+        var bytes = Array(value.utf8)
+        guard !bytes.contains(0), bytes.count <= maxStringBytes else {
+            throw DataError("\(path): attribute '\(name)' holds a NUL byte or is longer than \(maxStringBytes) bytes")
+        }
         if hasAttribute(obj, name) { try check(H5Adelete(obj, name), path, "cannot replace attribute '\(name)'") }
-        let type = variableStringType()
+        if bytes.isEmpty { bytes = [0] }
+        let type = fixedStringType(bytes: bytes.count)
         defer { H5Tclose(type) }
         let space = H5Screate(H5S_SCALAR)
         defer { H5Sclose(space) }
         let attr = try check(H5Acreate2(obj, name, type, space, rf_H5P_DEFAULT(), rf_H5P_DEFAULT()),
                              path, "cannot create attribute '\(name)'")
         defer { H5Aclose(attr) }
-        try value.withCString { s in
-            var p: UnsafePointer<CChar>? = s
-            try check(H5Awrite(attr, type, &p), path, "cannot write attribute '\(name)'")
-        }
+        try check(H5Awrite(attr, type, &bytes), path, "cannot write attribute '\(name)'")
     }
 
-    /// A scalar integer attribute, nil when absent or not an integer.
-    static func readInt(_ obj: hid_t, _ name: String, _ path: String) throws -> Int? {
+    /// An integer attribute of 1...16 elements (scalar or 1-D), nil when absent or of another kind.
+    static func readInts(_ obj: hid_t, _ name: String, _ path: String) throws -> [Int64]? {
         guard hasAttribute(obj, name) else { return nil }
         let attr = try check(H5Aopen(obj, name, rf_H5P_DEFAULT()), path, "cannot open attribute '\(name)'")
         defer { H5Aclose(attr) }
-        let ftype = H5Aget_type(attr)
+        let ftype = try check(H5Aget_type(attr), path, "cannot read the type of attribute '\(name)'")
         defer { H5Tclose(ftype) }
         let space = H5Aget_space(attr)
         defer { H5Sclose(space) }
-        guard H5Tget_class(ftype) == H5T_INTEGER, H5Sget_simple_extent_npoints(space) == 1 else { return nil }
-        var v: Int64 = 0
+        let n = Int(H5Sget_simple_extent_npoints(space))
+        guard H5Tget_class(ftype) == H5T_INTEGER, (1...16).contains(n) else { return nil }
+        var v = [Int64](repeating: 0, count: n)
         try check(H5Aread(attr, rf_H5T_NATIVE_INT64(), &v), path, "cannot read attribute '\(name)'")
-        return Int(v)
+        return v
     }
 
-    /// Writes a scalar int64 attribute in place (creating it the first time). In place matters:
-    /// the value lives in the object header and is rewritten without moving anything else.
-    static func writeInt(_ obj: hid_t, _ name: String, _ value: Int, _ path: String) throws {
+    /// Writes an int64 attribute (scalar for one value, else 1-D) in place, creating it the first
+    /// time. In place matters: the value lives in the object header and is rewritten without
+    /// moving anything else.
+    static func writeInts(_ obj: hid_t, _ name: String, _ values: [Int64], _ path: String) throws {
         let attr: hid_t
         if hasAttribute(obj, name) {
             attr = try check(H5Aopen(obj, name, rf_H5P_DEFAULT()), path, "cannot open attribute '\(name)'")
         } else {
-            let space = H5Screate(H5S_SCALAR)
+            var n = hsize_t(values.count)
+            let space = values.count == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, nil)
             defer { H5Sclose(space) }
             attr = try check(H5Acreate2(obj, name, rf_H5T_STD_I64LE(), space, rf_H5P_DEFAULT(), rf_H5P_DEFAULT()),
                              path, "cannot create attribute '\(name)'")
         }
         defer { H5Aclose(attr) }
-        var v = Int64(value)
+        var v = values
         try check(H5Awrite(attr, rf_H5T_NATIVE_INT64(), &v), path, "cannot write attribute '\(name)'")
     }
 
     // MARK: Types and datasets
-
-    /// Variable-length, NUL-terminated UTF-8 string type (caller closes).
-    static func variableStringType(cset: H5T_cset_t = H5T_CSET_UTF8) -> hid_t {
-        let t = H5Tcopy(rf_H5T_C_S1())
-        H5Tset_size(t, rf_H5T_VARIABLE())
-        H5Tset_cset(t, cset == H5T_CSET_ASCII ? H5T_CSET_ASCII : H5T_CSET_UTF8)
-        H5Tset_strpad(t, H5T_STR_NULLTERM)
-        return t
-    }
 
     static func dims(_ dset: hid_t) -> (dims: [Int], max: [Int]) {
         let space = H5Dget_space(dset)
@@ -204,49 +235,22 @@ enum H5 {
         return (file, mem)
     }
 
-    static func writeFloats(_ dset: hid_t, start: Int, rows: Int, itemShape: [Int], _ data: UnsafePointer<Float>,
-                            _ path: String, _ name: String) throws {
+    /// Writes rows [start, start + rows) of `dset` from `data`, laid out as `memType` items.
+    static func writeRows(_ dset: hid_t, start: Int, rows: Int, itemShape: [Int], memType: hid_t,
+                          _ data: UnsafeRawPointer, _ path: String, _ name: String) throws {
         let sel = rowSelection(dset, start: start, rows: rows, itemShape: itemShape)
         defer { H5Sclose(sel.file); H5Sclose(sel.mem) }
-        try check(H5Dwrite(dset, rf_H5T_NATIVE_FLOAT(), sel.mem, sel.file, rf_H5P_DEFAULT(), data),
+        try check(H5Dwrite(dset, memType, sel.mem, sel.file, rf_H5P_DEFAULT(), data),
                   path, "cannot write rows \(start)..<\(start + rows) of '\(name)'")
     }
 
-    static func readFloats(_ dset: hid_t, start: Int, rows: Int, itemShape: [Int], _ out: UnsafeMutablePointer<Float>,
-                           _ path: String, _ name: String) throws {
+    /// Reads rows [start, start + rows) of `dset` into `out`, converted to `memType` items.
+    static func readRows(_ dset: hid_t, start: Int, rows: Int, itemShape: [Int], memType: hid_t,
+                         _ out: UnsafeMutableRawPointer, _ path: String, _ name: String) throws {
         let sel = rowSelection(dset, start: start, rows: rows, itemShape: itemShape)
         defer { H5Sclose(sel.file); H5Sclose(sel.mem) }
-        try check(H5Dread(dset, rf_H5T_NATIVE_FLOAT(), sel.mem, sel.file, rf_H5P_DEFAULT(), out),
+        try check(H5Dread(dset, memType, sel.mem, sel.file, rf_H5P_DEFAULT(), out),
                   path, "cannot read rows \(start)..<\(start + rows) of '\(name)' (corrupt data?)")
-    }
-
-    static func writeStrings(_ dset: hid_t, start: Int, _ strings: [String], _ path: String, _ name: String) throws {
-        // HDF5 wants an array of C string pointers; strdup keeps each alive through the write.
-        var ptrs: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
-        defer { for p in ptrs { free(p) } }
-        let type = variableStringType()
-        defer { H5Tclose(type) }
-        let sel = rowSelection(dset, start: start, rows: strings.count, itemShape: [])
-        defer { H5Sclose(sel.file); H5Sclose(sel.mem) }
-        try check(H5Dwrite(dset, type, sel.mem, sel.file, rf_H5P_DEFAULT(), &ptrs),
-                  path, "cannot write rows \(start)..<\(start + strings.count) of '\(name)'")
-    }
-
-    static func readStrings(_ dset: hid_t, start: Int, rows: Int, _ path: String, _ name: String) throws -> [String] {
-        if rows == 0 { return [] }
-        var ptrs = [UnsafeMutablePointer<CChar>?](repeating: nil, count: rows)
-        let ftype = H5Dget_type(dset)
-        let cset = H5Tget_cset(ftype)
-        H5Tclose(ftype)
-        let type = variableStringType(cset: cset)
-        defer { H5Tclose(type) }
-        let sel = rowSelection(dset, start: start, rows: rows, itemShape: [])
-        defer { H5Sclose(sel.file); H5Sclose(sel.mem) }
-        try check(H5Dread(dset, type, sel.mem, sel.file, rf_H5P_DEFAULT(), &ptrs),
-                  path, "cannot read rows \(start)..<\(start + rows) of '\(name)' (corrupt data?)")
-        let out = ptrs.map { $0.map { String(cString: $0) } ?? "" }
-        H5Dvlen_reclaim(type, sel.mem, rf_H5P_DEFAULT(), &ptrs)
-        return out
     }
 }
 

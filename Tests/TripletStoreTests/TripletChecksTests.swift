@@ -1,0 +1,103 @@
+import CHDF5
+import TripletStore
+import Formats
+import Foundation
+import TensorCore
+import XCTest
+import TestSupport
+
+/// Format 2's checks: bad values, damaged rows and attributes, full disks and read-only folders
+/// end in errors that name the file (and the dataset and row), never in wrong data or a crash.
+final class TripletChecksTests: TripletTestCase {
+    private func assertError(_ body: @autoclosure () throws -> Any, contains parts: [String],
+                             file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try body(), file: file, line: line) { e in
+            for p in parts { XCTAssertTrue("\(e)".contains(p), "'\(e)' lacks '\(p)'", file: file, line: line) }
+        }
+    }
+
+    private func fresh(_ name: String, rows: Int = 12) throws -> String {
+        let path = dir + "/\(name).h5"
+        let w = try TripletWriter(path: path, itemShape: Rows.shape, attributes: attrs, rowsPerChunk: 4)
+        try Rows.append(w, 0..<rows)
+        try w.close()
+        return path
+    }
+
+    private func readAll(_ path: String) throws { let r = try TripletReader(path: path); _ = try r.read(0..<r.count) }
+    private func resume(_ path: String) throws { try TripletWriter(path: path, itemShape: Rows.shape, attributes: attrs, mode: .append).close() }
+
+    func testBadValuesAndDamagedRowsNameFileDatasetAndRow() throws {
+        // Finite garbage with a valid checksum (a foreign writer): the bounds check.
+        let big = try fresh("big")
+        var img = (0..<Rows.size).map { Rows.image(5, $0) }
+        img[7] = 1e4
+        HDF5Fixture.patchFloats(big, "image", row: 5, img, fixChecksum: true)
+        assertError(try readAll(big), contains: [big, "'/image' row 5 element 7", "10000", "outside [-1.5, 1.5]"])
+        assertError(try resume(big), contains: [big, "'/image' row 5 element 7"])
+        // Rows before the bad one still read.
+        Rows.check(try TripletReader(path: big).read(0..<5), Array(0..<5))
+
+        let nan = try fresh("nan")
+        var x0 = (0..<Rows.size).map { Rows.noise(3, $0) }
+        x0[0] = .nan
+        HDF5Fixture.patchFloats(nan, "noise", row: 3, x0, fixChecksum: true)
+        assertError(try readAll(nan), contains: [nan, "'/noise' row 3 element 0", "not finite"])
+
+        // Damage without a matching checksum: one changed bit, one changed caption.
+        let flip = try fresh("flip")
+        var y = (0..<Rows.size).map { Rows.image(7, $0) }
+        y[3] = y[3].nextUp
+        HDF5Fixture.patchFloats(flip, "image", row: 7, y, fixChecksum: false)
+        assertError(try readAll(flip), contains: [flip, "'/image' row 7", "fails its checksum"])
+        assertError(try resume(flip), contains: [flip, "'/image' row 7", "fails its checksum"])
+
+        let text = try fresh("text")
+        HDF5Fixture.patchRow(text, "text", row: 2, Array("caption 2: unicode".utf8) + [UInt8](repeating: 0, count: 238),
+                             type: try XCTUnwrap(Optional(H5Tcopy(rf_H5T_C_S1()))).sized(256))
+        assertError(try TripletReader(path: text).readTexts(0..<12), contains: [text, "'/text' row 2", "fails its checksum"])
+
+        // A changed attribute value, and a commit marker that disagrees with its complement.
+        let attr = try fresh("attr")
+        var f = H5Fopen(attr, rf_H5F_ACC_RDWR(), rf_H5P_DEFAULT())
+        H5Adelete(f, "seed")
+        HDF5Fixture.stringAttribute(f, "seed", "43")
+        H5Fclose(f)
+        assertError(try TripletReader(path: attr), contains: [attr, "attributes fail their checksum"])
+        let marker = try fresh("marker")
+        f = H5Fopen(marker, rf_H5F_ACC_RDWR(), rf_H5P_DEFAULT())
+        HDF5Fixture.intAttribute(f, "committed_rows", [5, 5])
+        H5Fclose(f)
+        assertError(try TripletReader(path: marker), contains: [marker, "committed_rows"])
+        assertError(try resume(marker), contains: [marker, "committed_rows"])
+    }
+
+    func testWriterRefusesBadRows() throws {
+        let path = dir + "/w.h5"
+        let w = try TripletWriter(path: path, itemShape: Rows.shape, attributes: attrs, rowsPerChunk: 4, textBytes: 32)
+        try Rows.append(w, 0..<5)
+        var x0 = [Float](repeating: 0, count: 3 * Rows.size), x1 = x0
+        x1[2 * Rows.size + 1] = .nan
+        assertError(try w.append(texts: ["a", "b", "c"], noise: x0, images: x1),
+                    contains: [path, "'/image' row 7 element 1", "not finite", "refusing"])
+        x1[2 * Rows.size + 1] = 0
+        x0[Rows.size] = -11
+        assertError(try w.append(texts: ["a", "b", "c"], noise: x0, images: x1), contains: [path, "'/noise' row 6 element 0", "-11"])
+        x0[Rows.size] = 0
+        assertError(try w.append(texts: ["a", String(repeating: "é", count: 17), "c"], noise: x0, images: x1),
+                    contains: [path, "row 6", "34 bytes", "32 bytes"])
+        assertError(try w.append(texts: ["a\u{0}b", "b", "c"], noise: x0, images: x1), contains: [path, "row 5", "NUL"])
+        XCTAssertEqual(w.count, 5)  // refused batches leave nothing behind
+        try w.close()
+        XCTAssertEqual(try TripletReader(path: path).textBytes, 32)
+        Rows.check(try TripletReader(path: path).read(0..<5), Array(0..<5))
+    }
+}
+
+extension hid_t {
+    /// This string type id with its size set (test helper for fixed-length string rows).
+    func sized(_ n: Int) -> hid_t {
+        H5Tset_size(self, n); H5Tset_strpad(self, H5T_STR_NULLPAD); H5Tset_cset(self, H5T_CSET_UTF8)
+        return self
+    }
+}
