@@ -35,8 +35,8 @@ import TensorCore
 /// checks it with `zlib.crc32(np.int64(i).tobytes() + f["noise"][i].astype("<f4").tobytes())`.
 ///
 /// Every value a reader returns is checked: the row's CRC32s, then finiteness and bounds
-/// (|noise| <= 10, a standard normal never gets there; |image| <= 1.5, images live in [-1, 1] and
-/// a solver may overshoot a little). Writers refuse rows that break the bounds. Errors name the
+/// (|noise| <= 10, a standard normal never gets there; |image| <= 10, ten times the [-1, 1] range
+/// images live in: an untrained teacher overshoots by a few units, garbage by far more). Writers refuse rows that break the bounds. Errors name the
 /// file, the dataset and the row.
 ///
 /// Commit protocol: why a `kill -9` at any moment leaves a file that opens and holds only whole
@@ -78,8 +78,11 @@ public enum TripletFormat {
     public static let version = "2"
     /// Largest |x0| a file may hold: a standard normal exceeds 10 with probability ~1e-23.
     public static let noiseBound: Float = 10
-    /// Largest |x1|: images live in [-1, 1]; the margin leaves room for a solver's overshoot.
-    public static let imageBound: Float = 1.5
+    /// Largest |x1|. Images live in [-1, 1], but a pair's image is whatever the teacher's ODE
+    /// gives, and an early or untrained teacher (a random one gives |x1| up to ~2.7 with guidance
+    /// 1.5) overshoots by a few units: that is still the coupling reflow must learn. Ten times the
+    /// data range is garbage (a diverged model, a foreign or damaged file), never a teacher's output.
+    public static let imageBound: Float = 10
     /// /text entry size of a new file when the writer is not told one, and the largest allowed.
     public static let defaultTextBytes = 256, maxTextBytes = 1 << 16
     public static let timeConvention = "t=0 noise, t=1 data; x_t = t*x1 + (1-t)*x0"

@@ -33,7 +33,7 @@ final class TripletChecksTests: TripletTestCase {
         var img = (0..<Rows.size).map { Rows.image(5, $0) }
         img[7] = 1e4
         HDF5Fixture.patchFloats(big, "image", row: 5, img, fixChecksum: true)
-        assertError(try readAll(big), contains: [big, "'/image' row 5 element 7", "10000", "outside [-1.5, 1.5]"])
+        assertError(try readAll(big), contains: [big, "'/image' row 5 element 7", "10000", "outside [-10.0, 10.0]"])
         assertError(try resume(big), contains: [big, "'/image' row 5 element 7"])
         // Rows before the bad one still read.
         Rows.check(try TripletReader(path: big).read(0..<5), Array(0..<5))

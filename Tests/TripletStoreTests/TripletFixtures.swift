@@ -187,3 +187,30 @@ extension HDF5Fixture {
         patchRow(path, "checksum", row: row, sums, type: rf_H5T_NATIVE_UINT32())
     }
 }
+
+extension HDF5Fixture {
+    /// Byte ranges of every chunk of the four datasets (where damage hits row data).
+    static func chunkRegions(_ path: String) -> [Range<Int>] {
+        let f = H5Fopen(path, rf_H5F_ACC_RDONLY(), rf_H5P_DEFAULT())
+        defer { H5Fclose(f) }
+        var out = [Range<Int>]()
+        for name in ["text", "noise", "image", "checksum"] {
+            let d = H5Dopen2(f, name, rf_H5P_DEFAULT())
+            let s = H5Dget_space(d)
+            var n: hsize_t = 0
+            H5Dget_num_chunks(d, s, &n)
+            for i in 0..<n {
+                var offset = [hsize_t](repeating: 0, count: 8)
+                var mask: UInt32 = 0
+                var addr: haddr_t = 0
+                var size: hsize_t = 0
+                if H5Dget_chunk_info(d, s, i, &offset, &mask, &addr, &size) >= 0, size > 0 {
+                    out.append(Int(addr)..<(Int(addr) + Int(size)))
+                }
+            }
+            H5Sclose(s)
+            H5Dclose(d)
+        }
+        return out
+    }
+}

@@ -11,7 +11,7 @@ enum Rows {
     static let shape = [2, 3, 4]
     static var size: Int { shape.reduce(1, *) }
     static func text(_ i: Int) -> String { "caption \(i): ünïcödé ✓" }
-    // Within the format's bounds (|noise| <= 10, |image| <= 1.5) and distinct for the first 500 rows.
+    // Within the format's bounds (|noise| <= 10, |image| <= 10) and distinct for the first 500 rows.
     static func noise(_ i: Int, _ j: Int) -> Float { Float(i % 500) / 100 + Float(j) / 1000 }
     static func image(_ i: Int, _ j: Int) -> Float { -Float(i % 500) / 1000 - Float(j) / 10000 }
 
