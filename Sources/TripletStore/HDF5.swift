@@ -65,7 +65,18 @@ enum H5 {
             throw DataError("\(path): not an HDF5 file (no HDF5 signature found: another format, or corrupt)")
         }
         if isHDF5 < 0 { throw DataError("\(path): cannot read the file: \(takeError())") }
+        // Say "read-only" plainly rather than through HDF5's open error, which suggests damage.
+        if write && access(path, W_OK) != 0 {
+            throw DataError("\(path): cannot open the file for writing: \(String(cString: strerror(errno))) "
+                + "(read-only file or folder?)")
+        }
         let file = H5Fopen(path, write ? rf_H5F_ACC_RDWR() : rf_H5F_ACC_RDONLY(), rf_H5P_DEFAULT())
+        if file < 0, let short = Superblock.shortfall(path) {
+            H5Eclear2(rf_H5E_DEFAULT())
+            throw DataError("\(path): the file is shorter than HDF5 recorded (\(short)): a write failed part-way "
+                + "(disk full? a file size limit?). Re-run the reflow-gen-pairs command that writes it: it repairs the "
+                + "file, keeps the committed rows and finishes it")
+        }
         if file < 0 {
             throw DataError("\(path): cannot open the HDF5 file (corrupt or truncated, or held open for "
                 + "writing by another process): \(takeError())")
@@ -276,25 +287,54 @@ enum Superblock {
     /// does. A writer killed mid-flush may have written blocks past the end address recorded in
     /// the superblock; left alone, a reopened writer would allocate new space over them, and
     /// when committed metadata already points there (a B-tree node split in that flush), over
-    /// committed rows. Moving the end address up only leaks the extra bytes. Files with another
+    /// committed rows. Moving the end address up only leaks the extra bytes. A file shorter than
+    /// its end address (a failed flush) is extended with zeros instead. Files with another
     /// superblock version, a user block or a base address are left alone.
+    /// Where the end-of-file address lies and its value, for a superblock this code understands.
+    static func endAddress(_ fd: Int32) -> (field: Int, value: UInt64)? {
+        var head = [UInt8](repeating: 0, count: 64)
+        guard pread(fd, &head, 64, 0) == 64 else { return nil }
+        let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+        guard Array(head[0..<8]) == signature, head[8] <= 1, head[13] == 8 else { return nil }
+        let fieldStart = head[8] == 0 ? 24 : 28
+        func u64(_ at: Int) -> UInt64 { (0..<8).reduce(UInt64(0)) { $0 | UInt64(head[at + $1]) << (8 * UInt64($1)) } }
+        guard u64(fieldStart) == 0 else { return nil }  // a base address: not ours
+        return (fieldStart + 16, u64(fieldStart + 16))
+    }
+
+    /// "(size) of (recorded end) bytes" when the file is shorter than its superblock says.
+    static func shortfall(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var st = stat()
+        guard let (_, eoa) = endAddress(fd), fstat(fd, &st) == 0, UInt64(st.st_size) < eoa else { return nil }
+        return "\(st.st_size) of \(eoa) bytes"
+    }
+
     static func coverPhysicalSize(_ path: String) throws {
         let fd = open(path, O_RDWR)
         guard fd >= 0 else { return }
         defer { close(fd) }
         // HDF5 holds this lock while a writer has the file open: then leave the file to it.
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return }
-        var head = [UInt8](repeating: 0, count: 64)
-        guard pread(fd, &head, 64, 0) == 64 else { return }
-        let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
-        guard Array(head[0..<8]) == signature, head[8] <= 1, head[13] == 8 else { return }
-        let fieldStart = head[8] == 0 ? 24 : 28
-        func u64(_ at: Int) -> UInt64 { (0..<8).reduce(UInt64(0)) { $0 | UInt64(head[at + $1]) << (8 * UInt64($1)) } }
-        let base = u64(fieldStart), eoa = u64(fieldStart + 16)
+        guard let (eoaField, eoa) = endAddress(fd) else { return }
         var st = stat()
-        guard base == 0, fstat(fd, &st) == 0, UInt64(st.st_size) > eoa else { return }
+        guard fstat(fd, &st) == 0, UInt64(st.st_size) != eoa else { return }
+        // A damaged end address could ask for exabytes: no failed commit allocates a gigabyte.
+        if UInt64(st.st_size) < eoa && eoa - UInt64(st.st_size) <= 1 << 30 {
+            // A flush that failed (disk full, file size limit) after writing the superblock left
+            // the file shorter than its recorded end, and HDF5 refuses it as truncated. The
+            // missing bytes were never written, so they belong to the failed commit: zeros do.
+            // The committed rows are checked (CRC32s) before anything is appended.
+            guard ftruncate(fd, off_t(eoa)) == 0 else {
+                throw DataError("\(path): the file is shorter than HDF5 recorded (an interrupted write) and cannot be "
+                    + "extended to repair it: \(String(cString: strerror(errno)))")
+            }
+            return
+        }
         var bytes = (0..<8).map { UInt8(truncatingIfNeeded: UInt64(st.st_size) >> (8 * UInt64($0))) }
-        guard pwrite(fd, &bytes, 8, off_t(fieldStart + 16)) == 8 else {
+        guard UInt64(st.st_size) > eoa, pwrite(fd, &bytes, 8, off_t(eoaField)) == 8 else {
             throw DataError("\(path): cannot update the HDF5 end-of-file address: \(String(cString: strerror(errno)))")
         }
     }

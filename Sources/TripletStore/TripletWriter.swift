@@ -151,6 +151,12 @@ public final class TripletWriter {
                 // Drop whatever an interrupted append left past the commit marker.
                 if layout.extents.contains(where: { $0 != c }) {
                     do {
+                        // Cutting visits every chunk of the tail: a damaged extent of 2^40 rows
+                        // would take forever. No append leaves 65,536 chunks uncommitted; copy
+                        // the committed rows instead (salvage).
+                        for (h, e) in zip(d.all, layout.extents) where (e - c) / max(1, H5.chunkRows(h) ?? 1) > 1 << 16 {
+                            throw DataError("\(path): a dataset extends \(e - c) rows past the committed \(c) (\(H5.dims(h).dims))")
+                        }
                         for (h, name) in zip(d.all, names) { try H5.setRows(h, c, path, "/" + name) }
                         try H5.check(H5Fflush(f, H5F_SCOPE_GLOBAL), path, "cannot flush")
                     } catch {

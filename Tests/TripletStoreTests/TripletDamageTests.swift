@@ -20,7 +20,10 @@ final class TripletDamageTests: TripletTestCase {
     static let childTest = "TripletStoreTests.TripletDamageTests/testDamageChild"
 
     func testDamagedFilesNeverCrashOrHang() throws {
-        let n = ProcessInfo.processInfo.environment["REFLOW_DAMAGE_FILES"].flatMap { Int($0) } ?? 40
+        let env = ProcessInfo.processInfo.environment
+        let n = env["REFLOW_DAMAGE_FILES"].flatMap { Int($0) } ?? 40
+        // REFLOW_DAMAGE_FIRST=k starts at file k (to replay one file: REFLOW_DAMAGE_FILES=1).
+        let first = env["REFLOW_DAMAGE_FIRST"].flatMap { UInt64($0) } ?? 0
         let original = dir + "/original.h5"
         let w = try TripletWriter(path: original, itemShape: Rows.shape, attributes: attrs, rowsPerChunk: 16, textBytes: 32)
         try Rows.append(w, 0..<Self.rows)
@@ -30,10 +33,13 @@ final class TripletDamageTests: TripletTestCase {
         XCTAssertGreaterThan(chunks.count, 10)
         var kinds = [String]()
         for k in 0..<n {
-            let (kind, damaged) = Damage.make(bytes, chunks: chunks, seed: UInt64(k))
+            let (kind, damaged) = Damage.make(bytes, chunks: chunks, seed: first + UInt64(k))
             kinds.append(kind)
             for mode in Mode.allCases {
                 try Data(damaged).write(to: URL(fileURLWithPath: dir + "/\(k)-\(mode).h5"))
+            }
+            if env["REFLOW_DAMAGE_KEEP"] != nil {
+                try Data(damaged).write(to: URL(fileURLWithPath: NSTemporaryDirectory() + "damaged-\(first + UInt64(k)).h5"))
             }
         }
         for mode in Mode.allCases {
@@ -43,7 +49,7 @@ final class TripletDamageTests: TripletTestCase {
             let line = Outcome.allCases.map { "\($0.rawValue) \(counts[$0] ?? 0)" }.joined(separator: ", ")
             print("damage harness (\(mode.rawValue)): \(n) files: \(line)")
             for (k, r) in results.enumerated() where !r.outcome.isGood {
-                XCTFail("\(mode.rawValue) of damaged file \(k) (\(kinds[k])): \(r.outcome.rawValue): \(r.message)")
+                XCTFail("\(mode.rawValue) of damaged file \(first + UInt64(k)) (\(kinds[k])): \(r.outcome.rawValue): \(r.message)")
             }
             XCTAssertEqual(results.count, n)
         }
