@@ -44,8 +44,23 @@ enum H5 {
         }
         H5Eclear2(rf_H5E_DEFAULT())
         guard let first = box.messages.first else { return "unknown HDF5 error" }
-        if let last = box.messages.last, box.messages.count > 1 { return "\(first) (\(last))" }
-        return first
+        if let last = box.messages.last, box.messages.count > 1 { return "\(first) (\(plainIOError(last)))" }
+        return plainIOError(first)
+    }
+
+    /// HDF5's file driver reports a failed read or write as a page of fields (time, buffer
+    /// address, byte counts); keep the OS error, and say what a full disk means for the user.
+    static func plainIOError(_ message: String) -> String {
+        guard let e = message.range(of: "errno = "), let m = message.range(of: "error message = '"),
+              let end = message[m.upperBound...].firstIndex(of: "'") else { return message }
+        let code = Int32(message[e.upperBound...].prefix(while: { $0.isNumber })) ?? 0
+        let what = message.prefix(while: { $0 != "(" && $0 != "," && $0 != ":" }).trimmingCharacters(in: .whitespaces)
+        var out = "\(what): \(message[m.upperBound..<end])"
+        if code == ENOSPC || code == EFBIG || code == EDQUOT {
+            out += "; the disk is full or a file size limit was reached: make room and re-run the same command, "
+                + "it keeps the committed rows and continues"
+        }
+        return out
     }
 
     /// Throws a `DataError` "<path>: <what> (<HDF5 message>)" when `status` is negative.
@@ -73,9 +88,9 @@ enum H5 {
         let file = H5Fopen(path, write ? rf_H5F_ACC_RDWR() : rf_H5F_ACC_RDONLY(), rf_H5P_DEFAULT())
         if file < 0, let short = Superblock.shortfall(path) {
             H5Eclear2(rf_H5E_DEFAULT())
-            throw DataError("\(path): the file is shorter than HDF5 recorded (\(short)): a write failed part-way "
-                + "(disk full? a file size limit?). Re-run the reflow-gen-pairs command that writes it: it repairs the "
-                + "file, keeps the committed rows and finishes it")
+            throw DataError("\(path): the file is truncated, shorter than HDF5 recorded (\(short)): an interrupted "
+                + "copy, or a write that failed part-way (disk full? a file size limit?). If reflow-gen-pairs was writing "
+                + "it, re-run that command: it repairs the file, keeps the committed rows and finishes it")
         }
         if file < 0 {
             throw DataError("\(path): cannot open the HDF5 file (corrupt or truncated, or held open for "

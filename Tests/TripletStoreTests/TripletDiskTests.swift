@@ -40,7 +40,7 @@ final class TripletDiskTests: TripletTestCase {
         // and the resuming writer repairs it.
         if (try? TripletReader(path: path)) == nil {
             XCTAssertThrowsError(try TripletReader(path: path)) { e in
-                XCTAssertTrue("\(e)".contains(path) && "\(e)".contains("Re-run the reflow-gen-pairs command"), "\(e)")
+                XCTAssertTrue("\(e)".contains(path) && "\(e)".contains("re-run that command"), "\(e)")
             }
             try TripletWriter(path: path, itemShape: Rows.shape, attributes: attrs, mode: .createOrAppend).close()
         }
