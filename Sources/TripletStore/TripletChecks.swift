@@ -1,5 +1,4 @@
 import CHDF5
-import CZlib
 import Foundation
 import Formats
 
@@ -15,19 +14,16 @@ enum TripletCheck {
     /// CRC32 (zlib's, = Python's `zlib.crc32`) of the row index as int64 little-endian followed by
     /// the row's stored bytes. The index makes a row moved to another position fail its check.
     static func crc(row: Int, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
-        var index = Int64(row).littleEndian
-        var c = withUnsafeBytes(of: &index) { crc32(0, $0.bindMemory(to: UInt8.self).baseAddress, 8) }
-        if let base = bytes.baseAddress, bytes.count > 0 {
-            c = crc32(c, base.assumingMemoryBound(to: UInt8.self), UInt32(bytes.count))
-        }
-        return UInt32(truncatingIfNeeded: c)
+        let index = Int64(row).littleEndian
+        let c = withUnsafeBytes(of: index) { CRC32.update(0, $0) }
+        return CRC32.update(c, bytes)
     }
 
     /// CRC32 of every string root attribute, sorted by name, as "name NUL value NUL" bytes.
     static func attributesCRC(_ attributes: [String: String]) -> Int64 {
         var bytes = [UInt8]()
         for (k, v) in attributes.sorted(by: { $0.key < $1.key }) { bytes += Array(k.utf8) + [0] + Array(v.utf8) + [0] }
-        return Int64(bytes.withUnsafeBufferPointer { crc32(0, $0.baseAddress, UInt32($0.count)) })
+        return Int64(bytes.withUnsafeBytes { CRC32.update(0, $0) })
     }
 
     /// Throws naming the file, dataset, row and element when a value is not finite or outside the
@@ -131,6 +127,47 @@ struct TripletDatasets {
                 try readFloats(.image, r, into: b.baseAddress!)
             }
             a = r.upperBound
+        }
+    }
+}
+
+/// CRC32 with zlib's (IEEE 802.3, reflected) polynomial, as Python's `zlib.crc32`. Written here
+/// because TripletStore does not link zlib; slicing by 8 (eight tables, eight bytes a step)
+/// runs at about a byte a cycle, far below the cost of reading and inflating the rows.
+enum CRC32 {
+    /// Eight tables of 256 entries, one after the other: table k advances a byte by k more bytes.
+    static let table: [UInt32] = {
+        var t = [UInt32](repeating: 0, count: 8 * 256)
+        for i in 0..<256 {
+            var c = UInt32(i)
+            for _ in 0..<8 { c = (c >> 1) ^ (c & 1 == 1 ? 0xEDB8_8320 : 0) }
+            t[i] = c
+        }
+        for k in 1..<8 { for i in 0..<256 { t[k * 256 + i] = (t[(k - 1) * 256 + i] >> 8) ^ t[Int(t[(k - 1) * 256 + i] & 0xFF)] } }
+        return t
+    }()
+
+    /// The CRC32 of (the bytes `crc` covers) followed by `bytes`; start with 0.
+    static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        var c = ~crc
+        let n = bytes.count
+        guard n > 0, let p = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return crc }
+        return table.withUnsafeBufferPointer { t in
+            var i = 0
+            while i + 8 <= n {
+                let lo = c ^ (UInt32(p[i]) | UInt32(p[i + 1]) << 8 | UInt32(p[i + 2]) << 16 | UInt32(p[i + 3]) << 24)
+                let hi = UInt32(p[i + 4]) | UInt32(p[i + 5]) << 8 | UInt32(p[i + 6]) << 16 | UInt32(p[i + 7]) << 24
+                c = t[7 * 256 + Int(lo & 0xFF)] ^ t[6 * 256 + Int((lo >> 8) & 0xFF)]
+                    ^ t[5 * 256 + Int((lo >> 16) & 0xFF)] ^ t[4 * 256 + Int(lo >> 24)]
+                    ^ t[3 * 256 + Int(hi & 0xFF)] ^ t[2 * 256 + Int((hi >> 8) & 0xFF)]
+                    ^ t[1 * 256 + Int((hi >> 16) & 0xFF)] ^ t[Int(hi >> 24)]
+                i += 8
+            }
+            while i < n {
+                c = (c >> 8) ^ t[Int((c ^ UInt32(p[i])) & 0xFF)]
+                i += 1
+            }
+            return ~c
         }
     }
 }

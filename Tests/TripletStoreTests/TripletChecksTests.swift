@@ -101,3 +101,29 @@ extension hid_t {
         return self
     }
 }
+
+extension TripletChecksTests {
+    /// The stored row checksums equal an independent bit-by-bit CRC32 (zlib's; the h5py test
+    /// checks them against Python's zlib.crc32), for texts and rows of several lengths.
+    func testRowChecksumsMatchAnIndependentCRC32() throws {
+        let path = dir + "/crc.h5"
+        let w = try TripletWriter(path: path, itemShape: [1, 1, 13], attributes: attrs, rowsPerChunk: 3, textBytes: 40)
+        let texts = ["", "a", "caption 2: ünïcödé ✓", String(repeating: "x", count: 40)]
+        let x0 = (0..<(4 * 13)).map { Float($0) / 7 }, x1 = (0..<(4 * 13)).map { -Float($0) / 100 }
+        try w.append(texts: texts, noise: x0, images: x1)
+        try w.close()
+        let f = H5Fopen(path, rf_H5F_ACC_RDONLY(), rf_H5P_DEFAULT())
+        defer { H5Fclose(f) }
+        let d = H5Dopen2(f, "checksum", rf_H5P_DEFAULT())
+        defer { H5Dclose(d) }
+        var stored = [UInt32](repeating: 0, count: 12)
+        XCTAssertGreaterThanOrEqual(H5Dread(d, rf_H5T_NATIVE_UINT32(), rf_H5S_ALL(), rf_H5S_ALL(), rf_H5P_DEFAULT(), &stored), 0)
+        for i in 0..<4 {
+            let text = Array(texts[i].utf8) + [UInt8](repeating: 0, count: 40 - texts[i].utf8.count)
+            XCTAssertEqual(stored[3 * i], CRC32.row(i, text), "text \(i)")
+            XCTAssertEqual(stored[3 * i + 1], CRC32.row(i, x0[(13 * i)..<(13 * i + 13)].withUnsafeBytes { Array($0) }), "noise \(i)")
+            XCTAssertEqual(stored[3 * i + 2], CRC32.row(i, x1[(13 * i)..<(13 * i + 13)].withUnsafeBytes { Array($0) }), "image \(i)")
+        }
+        XCTAssertEqual(CRC32.of(Array("123456789".utf8)), 0xCBF4_3926)  // the standard check value
+    }
+}
