@@ -239,7 +239,8 @@ enum H5 {
         guard rank > 0 else { return ([], []) }
         var d = [hsize_t](repeating: 0, count: rank), m = [hsize_t](repeating: 0, count: rank)
         H5Sget_simple_extent_dims(space, &d, &m)
-        return (d.map { Int($0) }, m.map { $0 == rf_H5S_UNLIMITED() ? -1 : Int($0) })
+        // Clamped: a damaged dataspace may claim 2^64 - 1 rows, and the callers refuse what is too big.
+        return (d.map { Int(clamping: $0) }, m.map { $0 == rf_H5S_UNLIMITED() ? -1 : Int(clamping: $0) })
     }
 
     /// Sets the first dimension of `dset` to `rows`, keeping the others.
@@ -288,7 +289,7 @@ extension H5 {
         guard H5Pget_layout(dcpl) == H5D_CHUNKED else { return nil }
         var dims = [hsize_t](repeating: 0, count: 8)
         let rank = H5Pget_chunk(dcpl, 8, &dims)
-        return rank > 0 ? Int(dims[0]) : nil
+        return rank > 0 ? Int(clamping: dims[0]) : nil
     }
 }
 

@@ -114,9 +114,10 @@ public final class TripletWriter {
 
     /// Opens an existing triplet file for appending: validates it against this writer, checks
     /// every committed row as a reader would (a damaged file is refused here, not completed and
-    /// found out at training time), then cuts the datasets back to the committed rows. When a killed writer left the uncommitted part
-    /// too damaged to cut (HDF5 fails on it), the committed rows are copied into a fresh file
-    /// that replaces the old one (`salvage`).
+    /// found out at training time), then cuts the datasets back to the committed rows. When a
+    /// killed writer left the uncommitted part too damaged to cut (HDF5 fails on it, or its
+    /// extent is implausible), the committed rows are copied into a fresh file that replaces the
+    /// old one (`salvage`).
     private static func openForAppend(path: String, itemShape: [Int], user: [String: String], salvage: Bool) throws -> Handles {
         var f: hid_t = -1
         var data: TripletDatasets? = nil
