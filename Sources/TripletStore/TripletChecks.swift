@@ -33,9 +33,9 @@ enum TripletCheck {
         let bound = column == .noise ? TripletFormat.noiseBound : TripletFormat.imageBound
         let n = rows * itemSize
         // One branch-free pass; the slow search for the culprit runs only on failure.
-        var bad = false
-        for k in 0..<n { bad = bad || !(abs(p[k]) <= bound) }
-        guard bad else { return }
+        var bad = 0
+        for k in 0..<n { bad &+= abs(p[k]) <= bound ? 0 : 1 }  // NaN compares false: counted
+        guard bad > 0 else { return }
         let k = (0..<n).first { !(abs(p[$0]) <= bound) }!
         let what = column == .noise ? "noise (x0 ~ N(0, I))" : "images (which live in [-1, 1])"
         let why = writing ? "refusing to write it: the generator produced invalid values"
@@ -85,7 +85,9 @@ struct TripletDatasets {
     func readTextBytes(_ rows: Range<Int>) throws -> [UInt8] {
         var buf = [UInt8](repeating: 0, count: rows.count * textBytes)
         if rows.isEmpty { return buf }
-        let type = H5.fixedStringType(bytes: textBytes)
+        // The file's own type as the memory type: the bytes as stored (what the CRC covers), and
+        // no character-set conversion, which HDF5 refuses between ASCII and UTF-8.
+        let type = H5Dget_type(text)
         defer { H5Tclose(type) }
         try buf.withUnsafeMutableBytes {
             try H5.readRows(text, start: rows.lowerBound, rows: rows.count, itemShape: [], memType: type,

@@ -127,3 +127,40 @@ extension TripletChecksTests {
         XCTAssertEqual(CRC32.of(Array("123456789".utf8)), 0xCBF4_3926)  // the standard check value
     }
 }
+
+extension TripletChecksTests {
+    /// A triplet file written from Python with h5py alone, following the format's documentation
+    /// (ASCII fixed-length strings, as numpy's 'S' dtype gives), reads with our reader.
+    func testFileWrittenByH5pyFromTheDocsReads() throws {
+        guard Python.run(["-c", "import h5py"]).status == 0 else { throw XCTSkip("python3 with h5py is not available") }
+        let path = dir + "/from-python.h5"
+        let attrsPy = attrs.map { "'\($0.key)': '\($0.value)'" }.joined(separator: ", ")
+        let script = """
+        import sys, zlib, h5py, numpy as np
+        n, size = 5, 32
+        texts = [("caption %d: ünïcödé ✓" % i).encode() for i in range(n)]
+        j = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+        x0 = np.stack([np.float32(i % 500) / np.float32(100) + j / np.float32(1000) for i in range(n)])
+        x1 = np.stack([-np.float32(i % 500) / np.float32(1000) - j / np.float32(10000) for i in range(n)])
+        strs = {"format": "reflow-triplets", "format_version": "2",
+                "time_convention": "t=0 noise, t=1 data; x_t = t*x1 + (1-t)*x0", \(attrsPy)}
+        row = lambda i, b: zlib.crc32(np.int64(i).tobytes() + b)
+        with h5py.File(sys.argv[1], "w") as f:
+            f["text"] = np.array(texts, dtype="S%d" % size)
+            f["noise"], f["image"] = x0, x1
+            f["checksum"] = np.array([[row(i, texts[i].ljust(size, b"\\0")), row(i, x0[i].astype("<f4").tobytes()),
+                                       row(i, x1[i].astype("<f4").tobytes())] for i in range(n)], dtype=np.uint32)
+            for k, v in strs.items():
+                f.attrs[k] = np.bytes_(v.encode())
+            f.attrs["attributes_crc32"] = np.int64(zlib.crc32(b"".join(k.encode() + b"\\0" + v.encode() + b"\\0" for k, v in sorted(strs.items()))))
+            f.attrs["committed_rows"] = np.array([n, ~n], dtype=np.int64)
+        print("ok")
+        """
+        let r = Python.run(["-c", script, path])
+        XCTAssertEqual(r.status, 0, r.output)
+        let reader = try TripletReader(path: path)
+        XCTAssertEqual(reader.count, 5)
+        XCTAssertEqual(reader.writerAttributes, attrs)
+        Rows.check(try reader.read(0..<5), Array(0..<5))
+    }
+}
