@@ -48,6 +48,15 @@ final class TripletDamageTests: TripletTestCase {
             for r in results { counts[r.outcome, default: 0] += 1 }
             let line = Outcome.allCases.map { "\($0.rawValue) \(counts[$0] ?? 0)" }.joined(separator: ", ")
             print("damage harness (\(mode.rawValue)): \(n) files: \(line)")
+            // Per kind of damage (before the colon): files, and how many read identical.
+            var byKind = [String: (files: Int, identical: Int)]()
+            for (k, r) in results.enumerated() {
+                let kind = String(kinds[k].prefix { $0 != ":" })
+                byKind[kind, default: (0, 0)].files += 1
+                if r.outcome == .identical { byKind[kind, default: (0, 0)].identical += 1 }
+            }
+            print("  by kind (files / identical reads): " + byKind.sorted { $0.key < $1.key }
+                .map { "\($0.key) \($0.value.files) / \($0.value.identical)" }.joined(separator: "; "))
             for (k, r) in results.enumerated() where !r.outcome.isGood {
                 XCTFail("\(mode.rawValue) of damaged file \(first + UInt64(k)) (\(kinds[k])): \(r.outcome.rawValue): \(r.message)")
             }
@@ -181,30 +190,30 @@ enum Damage {
         case 0:
             let flips = 1 + g.int(below: 8)
             for _ in 0..<flips { let i = g.int(below: n); b[i] ^= UInt8(1 << g.int(below: 8)) }
-            return ("\(flips) bit flips", b)
+            return ("bit flips: \(flips)", b)
         case 1:
             let at = g.int(below: n), len = 1 + g.int(below: 512)
             for i in at..<min(n, at + len) { b[i] = 0 }
-            return ("\(len) zero bytes at \(at)", b)
+            return ("zeroed block: \(len) bytes at \(at)", b)
         case 2:
             let len = g.int(below: n)
-            return ("truncated to \(len) bytes", Array(b[0..<len]))
+            return ("truncation: \(len) bytes kept", Array(b[0..<len]))
         case 3:
             let at = g.int(below: min(n, 2048)), len = 1 + g.int(below: 64)
             randomBytes(at, len)
-            return ("\(len) random bytes in the header at \(at)", b)
+            return ("random bytes in the header: \(len) at \(at)", b)
         case 4:
             let c = chunks[g.int(below: chunks.count)]
             let at = c.lowerBound + g.int(below: c.count), len = 1 + g.int(below: 32)
             randomBytes(at, len)
-            return ("\(len) random bytes in a chunk at \(at)", b)
+            return ("random bytes in a chunk: \(len) at \(at)", b)
         default:
             // Metadata outside the chunks: object headers, B-trees, the root group's local heap.
             var at = g.int(below: n)
             while chunks.contains(where: { $0.contains(at) }) { at = g.int(below: n) }
             let len = 1 + g.int(below: 16)
             randomBytes(at, len)
-            return ("\(len) random bytes in metadata at \(at)", b)
+            return ("random bytes in metadata: \(len) at \(at)", b)
         }
     }
 }
