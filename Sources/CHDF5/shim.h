@@ -24,3 +24,6 @@ static inline hid_t rf_H5E_DEFAULT(void) { return H5E_DEFAULT; }
 static inline hid_t rf_H5P_DATASET_ACCESS(void) { return H5P_DATASET_ACCESS; }
 static inline hid_t rf_H5P_DATASET_XFER(void) { return H5P_DATASET_XFER; }
 static inline hid_t rf_H5P_FILE_CREATE(void) { return H5P_FILE_CREATE; }
+// Added for triplet format 2: the per-row checksum column type.
+static inline hid_t rf_H5T_NATIVE_UINT32(void) { return H5T_NATIVE_UINT32; }
+static inline hid_t rf_H5T_STD_U32LE(void) { return H5T_STD_U32LE; }

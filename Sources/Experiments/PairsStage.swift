@@ -91,10 +91,14 @@ public func generatePairs(_ r: PairsRequest) throws -> PairsResult {
                                             withIntermediateDirectories: true)
     let writer: TripletWriter
     do {
+        // /text entries are fixed-size (triplet format 2): sized for the longest prompt.
         writer = try TripletWriter(path: r.output, itemShape: shape, attributes: attrs,
-                                   mode: r.overwrite ? .overwrite : .createOrAppend)
+                                   mode: r.overwrite ? .overwrite : .createOrAppend,
+                                   textBytes: max(1, r.prompts.map(\.utf8.count).max() ?? 1))
     } catch {
-        throw ModelError("\(error)" + (existed && !r.overwrite ? " (to start this file over, pass --overwrite)" : ""))
+        // Starting over does not help a file we may not write.
+        let hint = existed && !r.overwrite && access(r.output, W_OK) == 0
+        throw ModelError("\(error)" + (hint ? " (to start this file over, pass --overwrite)" : ""))
     }
     let start = writer.committedCount
     let total = range.count

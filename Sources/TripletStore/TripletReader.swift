@@ -4,8 +4,10 @@ import Formats
 import TensorCore
 
 /// Reads a triplet file row range by row range (never the whole file unless asked), trusting
-/// only the committed rows. Opening validates the format attributes and dataset shapes; a
-/// non-HDF5, foreign or damaged file gives a `DataError` naming the file and the problem.
+/// only the committed rows. Opening validates the format attributes, their checksum and the
+/// dataset shapes; every read verifies each row's CRC32 and value bounds (see `TripletFormat`).
+/// A non-HDF5, foreign, old-format or damaged file gives a `DataError` naming the file, and for
+/// bad rows the dataset and row.
 public final class TripletReader {
     public let path: String
     /// Committed rows.
@@ -17,23 +19,27 @@ public final class TripletReader {
     /// The writer's attributes only (without the fixed format ones).
     public var writerAttributes: [String: String] { attributes.filter { TripletFormat.fixedAttributes[$0.key] == nil } }
 
+    /// The fixed size of a `/text` entry in bytes (the longest caption a writer may add).
+    public let textBytes: Int
+
     private var file: hid_t = -1
-    private var text: hid_t = -1, noise: hid_t = -1, image: hid_t = -1
+    private var data: TripletDatasets
     private let itemSize: Int
 
     public init(path: String) throws {
         self.path = path
         var f: hid_t = -1
-        let opened: (TripletLayout, text: hid_t, noise: hid_t, image: hid_t) = try H5.run {
+        let opened: (TripletLayout, TripletDatasets) = try H5.run {
             f = try H5.openFile(path, write: false)
             do { return try TripletLayout.inspect(f, path) } catch { H5Fclose(f); throw error }
         }
         file = f
-        text = opened.text; noise = opened.noise; image = opened.image
+        data = opened.1
         count = opened.0.committed
         itemShape = opened.0.itemShape
         attributes = opened.0.attributes
-        itemSize = itemShape.reduce(1, *)
+        itemSize = opened.1.itemSize
+        textBytes = opened.1.textBytes
     }
 
     private func checkRange(_ r: Range<Int>) throws {
@@ -45,21 +51,21 @@ public final class TripletReader {
 
     public func readTexts(_ rows: Range<Int>) throws -> [String] {
         try checkRange(rows)
-        return try H5.run { try H5.readStrings(text, start: rows.lowerBound, rows: rows.count, path, "/text") }
+        return try H5.run { try data.readTexts(rows) }
     }
 
     /// Noise rows into `out` (rows.count * C*H*W floats).
     public func readNoise(_ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws {
         try checkRange(rows)
         if rows.isEmpty { return }
-        try H5.run { try H5.readFloats(noise, start: rows.lowerBound, rows: rows.count, itemShape: itemShape, out, path, "/noise") }
+        try H5.run { try data.readFloats(.noise, rows, into: out) }
     }
 
     /// Image rows into `out` (rows.count * C*H*W floats).
     public func readImages(_ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws {
         try checkRange(rows)
         if rows.isEmpty { return }
-        try H5.run { try H5.readFloats(image, start: rows.lowerBound, rows: rows.count, itemShape: itemShape, out, path, "/image") }
+        try H5.run { try data.readFloats(.image, rows, into: out) }
     }
 
     /// Rows [a, b) of all three datasets.
@@ -109,9 +115,9 @@ public final class TripletReader {
 
     public func close() {
         H5.run {
-            for d in [text, noise, image] where d >= 0 { H5Dclose(d) }
+            data.close()
             if file >= 0 { H5Fclose(file) }
-            text = -1; noise = -1; image = -1; file = -1
+            data.text = -1; data.noise = -1; data.image = -1; data.checksum = -1; file = -1
         }
     }
 
@@ -148,7 +154,8 @@ public enum TripletStore {
         let tmp = into + ".merging-\(getpid())"
         let writer = try TripletWriter(path: tmp, itemShape: first.itemShape,
                                        attributes: attributes ?? first.writerAttributes, mode: .overwrite,
-                                       rowsPerChunk: rowsPerChunk, compression: compression)
+                                       rowsPerChunk: rowsPerChunk, compression: compression,
+                                       textBytes: readers.map(\.textBytes).max())
         do {
             let itemSize = first.itemShape.reduce(1, *)
             let block = max(1, (4 << 20) / (itemSize * 4))

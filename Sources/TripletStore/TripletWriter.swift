@@ -32,8 +32,11 @@ public final class TripletWriter {
     /// HDF5 chunk length along N of /noise and /image (the commit granularity).
     public let rowsPerChunk: Int
 
+    /// The fixed size of a `/text` entry in bytes: the longest caption this file can take.
+    public let textBytes: Int
+
     private var file: hid_t = -1
-    private var text: hid_t = -1, noise: hid_t = -1, image: hid_t = -1
+    private var data: TripletDatasets
     private let itemSize: Int
     private var pendingTexts: [String] = []
     private var pendingNoise: [Float] = [], pendingImages: [Float] = []
@@ -46,8 +49,11 @@ public final class TripletWriter {
     ///   - rowsPerChunk: HDF5 chunk length along N for a new file (default: as many rows as fit
     ///     256 KB, 1...64); a reopened file keeps its own.
     ///   - compression: deflate level 0...9 for a new file (0: none), after byte shuffling.
+    ///   - textBytes: the fixed size in bytes of a `/text` entry of a new file (UTF-8, NUL-padded):
+    ///     the longest caption it can hold. Default `TripletFormat.defaultTextBytes`; a reopened
+    ///     file keeps its own, and a longer caption is an error naming the row.
     public init(path: String, itemShape: [Int], attributes: [String: String], mode: Mode = .create,
-                rowsPerChunk: Int? = nil, compression: Int = 1) throws {
+                rowsPerChunk: Int? = nil, compression: Int = 1, textBytes: Int? = nil) throws {
         guard itemShape.count == 3, itemShape.allSatisfy({ $0 > 0 }) else {
             throw DataError("\(path): triplet item shape \(itemShape) is not [C, H, W] with positive sizes")
         }
@@ -63,6 +69,9 @@ public final class TripletWriter {
             throw DataError("\(path): compression level \(compression) is outside 0...9")
         }
         if let r = rowsPerChunk, r <= 0 { throw DataError("\(path): rowsPerChunk must be positive, got \(r)") }
+        if let t = textBytes, !(1...TripletFormat.maxTextBytes).contains(t) {
+            throw DataError("\(path): a /text entry must be 1...\(TripletFormat.maxTextBytes) bytes, got \(t)")
+        }
         self.path = path
         self.itemShape = itemShape
         self.itemSize = itemShape.reduce(1, *)
@@ -86,7 +95,8 @@ public final class TripletWriter {
         if mustCreate {
             let rows = rowsPerChunk ?? max(1, min(64, (256 * 1024) / (itemShape.reduce(1, *) * 4)))
             try H5.run { try TripletWriter.createEmpty(path: path, itemShape: itemShape, attributes: user,
-                                                       rowsPerChunk: rows, compression: compression) }
+                                                       rowsPerChunk: rows, compression: compression,
+                                                       textBytes: textBytes ?? TripletFormat.defaultTextBytes) }
         }
 
         var all = TripletFormat.fixedAttributes
@@ -94,29 +104,33 @@ public final class TripletWriter {
         self.attributes = all
         if !mustCreate { try Superblock.coverPhysicalSize(path) }
         let h = try TripletWriter.openForAppend(path: path, itemShape: itemShape, user: user, salvage: true)
-        file = h.file; text = h.text; noise = h.noise; image = h.image
+        file = h.file; data = h.data
         self.committedCount = h.committed
         self.rowsPerChunk = h.chunkRows
+        self.textBytes = h.data.textBytes
     }
 
-    private struct Handles { var file, text, noise, image: hid_t; var committed, chunkRows: Int }
+    private struct Handles { var file: hid_t; var data: TripletDatasets; var committed, chunkRows: Int }
 
-    /// Opens an existing triplet file for appending: validates it against this writer, then cuts
-    /// the datasets back to the committed rows. When a killed writer left the uncommitted part
-    /// too damaged to cut (HDF5 fails on it), the committed rows are copied into a fresh file
-    /// that replaces the old one (`salvage`).
+    /// Opens an existing triplet file for appending: validates it against this writer, checks
+    /// every committed row as a reader would (a damaged file is refused here, not completed and
+    /// found out at training time), then cuts the datasets back to the committed rows. When a
+    /// killed writer left the uncommitted part too damaged to cut (HDF5 fails on it, or its
+    /// extent is implausible), the committed rows are copied into a fresh file that replaces the
+    /// old one (`salvage`).
     private static func openForAppend(path: String, itemShape: [Int], user: [String: String], salvage: Bool) throws -> Handles {
-        var f: hid_t = -1, t: hid_t = -1, n: hid_t = -1, i: hid_t = -1
+        var f: hid_t = -1
+        var data: TripletDatasets? = nil
         func closeAll() {
-            for h in [t, n, i] where h >= 0 { H5Dclose(h) }
+            data?.close()
             if f >= 0 { H5Fclose(f) }
         }
         var damage: Error? = nil
         let opened: Handles? = try H5.run {
             f = try H5.openFile(path, write: true)
             do {
-                let layout: TripletLayout
-                (layout, t, n, i) = try TripletLayout.inspect(f, path)
+                let (layout, d) = try TripletLayout.inspect(f, path)
+                data = d
                 guard layout.itemShape == itemShape else {
                     throw DataError("\(path): holds items of shape \(layout.itemShape), cannot append items of shape \(itemShape)")
                 }
@@ -128,17 +142,23 @@ public final class TripletWriter {
                     throw DataError("\(path): attributes differ from this writer's, refusing to append "
                         + "(\(diffs.joined(separator: "; ")))")
                 }
-                for (d, name) in [(n, TripletFormat.noiseName), (i, TripletFormat.imageName), (t, TripletFormat.textName)] {
-                    guard H5.dims(d).max.first == -1 else { throw DataError("\(path): dataset '/\(name)' is not extendable") }
+                let names = [TripletFormat.textName, TripletFormat.noiseName, TripletFormat.imageName, TripletFormat.checksumName]
+                for (h, name) in zip(d.all, names) {
+                    guard H5.dims(h).max.first == -1 else { throw DataError("\(path): dataset '/\(name)' is not extendable") }
                 }
-                let chunkRows = H5.chunkRows(n) ?? 1
+                let chunkRows = max(1, min(H5.chunkRows(d.noise) ?? 1, 1 << 16))
+                let c = layout.committed
+                try d.verifyAll(0..<c)
                 // Drop whatever an interrupted append left past the commit marker.
-                let e = layout.extents, c = layout.committed
-                if e.text != c || e.noise != c || e.image != c {
+                if layout.extents.contains(where: { $0 != c }) {
                     do {
-                        try H5.setRows(t, c, path, "/text")
-                        try H5.setRows(n, c, path, "/noise")
-                        try H5.setRows(i, c, path, "/image")
+                        // Cutting visits every chunk of the tail: a damaged extent of 2^40 rows
+                        // would take forever. No append leaves 65,536 chunks uncommitted; copy
+                        // the committed rows instead (salvage).
+                        for (h, e) in zip(d.all, layout.extents) where (e - c) / max(1, H5.chunkRows(h) ?? 1) > 1 << 16 {
+                            throw DataError("\(path): a dataset extends \(e - c) rows past the committed \(c) (\(H5.dims(h).dims))")
+                        }
+                        for (h, name) in zip(d.all, names) { try H5.setRows(h, c, path, "/" + name) }
                         try H5.check(H5Fflush(f, H5F_SCOPE_GLOBAL), path, "cannot flush")
                     } catch {
                         damage = error
@@ -146,7 +166,7 @@ public final class TripletWriter {
                         return nil
                     }
                 }
-                return Handles(file: f, text: t, noise: n, image: i, committed: c, chunkRows: chunkRows)
+                return Handles(file: f, data: d, committed: c, chunkRows: chunkRows)
             } catch {
                 closeAll()
                 throw error
@@ -156,97 +176,6 @@ public final class TripletWriter {
         guard salvage else { throw damage ?? DataError("\(path): cannot resume") }
         try TripletWriter.salvage(path: path)
         return try openForAppend(path: path, itemShape: itemShape, user: user, salvage: false)
-    }
-
-    /// Rewrites `path` as a fresh triplet file holding only its committed rows.
-    private static func salvage(path: String) throws {
-        let reader: TripletReader
-        do { reader = try TripletReader(path: path) } catch {
-            throw DataError("\(path): cannot resume: the file is damaged beyond its committed rows and "
-                + "they cannot be read either (\(error))")
-        }
-        defer { reader.close() }
-        let tmp = path + ".salvage-\(getpid())"
-        let chunkRows = try H5.run { () -> Int in
-            let f = try H5.openFile(path, write: false)
-            defer { H5Fclose(f) }
-            let d = H5Dopen2(f, TripletFormat.noiseName, rf_H5P_DEFAULT())
-            defer { if d >= 0 { H5Dclose(d) } }
-            return d >= 0 ? (H5.chunkRows(d) ?? 64) : 64
-        }
-        let w = try TripletWriter(path: tmp, itemShape: reader.itemShape, attributes: reader.writerAttributes,
-                                  mode: .overwrite, rowsPerChunk: chunkRows)
-        do {
-            let block = max(1, (4 << 20) / (reader.itemShape.reduce(1, *) * 4))
-            var a = 0
-            while a < reader.count {
-                let b = min(reader.count, a + block)
-                let batch = try reader.read(a..<b)
-                try w.append(texts: batch.texts, noise: batch.noise, images: batch.images)
-                a = b
-            }
-            try w.close()
-        } catch {
-            try? w.close()
-            unlink(tmp)
-            throw error
-        }
-        reader.close()
-        guard rename(tmp, path) == 0 else {
-            let why = String(cString: strerror(errno))
-            unlink(tmp)
-            throw DataError("\(path): cannot replace the damaged file with its salvaged copy: \(why)")
-        }
-    }
-
-    /// Builds an empty triplet file under a temporary name, then renames it to `path`.
-    private static func createEmpty(path: String, itemShape: [Int], attributes: [String: String],
-                                    rowsPerChunk: Int, compression: Int) throws {
-        let tmp = path + ".partial-\(getpid())"
-        unlink(tmp)
-        let file = H5Fcreate(tmp, rf_H5F_ACC_TRUNC(), rf_H5P_DEFAULT(), rf_H5P_DEFAULT())
-        if file < 0 { throw DataError("\(path): cannot create HDF5 file \(tmp): \(H5.takeError())") }
-        var closed = false
-        defer { if !closed { H5Fclose(file); unlink(tmp) } }
-
-        func dataset(_ name: String, type: hid_t, item: [Int], chunkRows: Int, deflate: Int) throws {
-            var cur = ([0] + item).map { hsize_t($0) }
-            var max = cur
-            max[0] = rf_H5S_UNLIMITED()
-            let space = H5Screate_simple(Int32(cur.count), &cur, &max)
-            defer { H5Sclose(space) }
-            let dcpl = H5Pcreate(rf_H5P_DATASET_CREATE())
-            defer { H5Pclose(dcpl) }
-            var chunk = ([chunkRows] + item).map { hsize_t($0) }
-            try H5.check(H5Pset_chunk(dcpl, Int32(chunk.count), &chunk), path, "cannot set chunking of '/\(name)'")
-            if deflate > 0 {
-                try H5.check(H5Pset_shuffle(dcpl), path, "cannot set the shuffle filter")
-                try H5.check(H5Pset_deflate(dcpl, UInt32(deflate)), path, "cannot set deflate compression")
-            }
-            let d = H5Dcreate2(file, name, type, space, rf_H5P_DEFAULT(), dcpl, rf_H5P_DEFAULT())
-            if d < 0 { throw DataError("\(path): cannot create dataset '/\(name)': \(H5.takeError())") }
-            H5Dclose(d)
-        }
-        let str = H5.variableStringType()
-        defer { H5Tclose(str) }
-        // /text is unfiltered: its fixed-size chunks are rewritten in place, committed entries unchanged.
-        try dataset(TripletFormat.textName, type: str, item: [], chunkRows: 1024, deflate: 0)
-        try dataset(TripletFormat.noiseName, type: rf_H5T_IEEE_F32LE(), item: itemShape, chunkRows: rowsPerChunk, deflate: compression)
-        try dataset(TripletFormat.imageName, type: rf_H5T_IEEE_F32LE(), item: itemShape, chunkRows: rowsPerChunk, deflate: compression)
-        for (k, v) in TripletFormat.fixedAttributes.merging(attributes, uniquingKeysWith: { a, _ in a }).sorted(by: { $0.key < $1.key }) {
-            try H5.writeString(file, k, v, path)
-        }
-        try H5.writeInt(file, TripletFormat.Key.committedRows, 0, path)
-        closed = true
-        guard H5Fclose(file) >= 0 else {
-            unlink(tmp)
-            throw DataError("\(path): cannot finish creating \(tmp): \(H5.takeError())")
-        }
-        guard rename(tmp, path) == 0 else {
-            let why = String(cString: strerror(errno))
-            unlink(tmp)
-            throw DataError("\(path): cannot move \(tmp) into place: \(why)")
-        }
     }
 
     /// Appends `texts.count` triplets; `noise` and `images` hold that many items of `itemShape`,
@@ -260,6 +189,13 @@ public final class TripletWriter {
         }
         guard file >= 0 else { throw DataError("\(path): writer is closed") }
         if n == 0 { return }
+        for (k, t) in texts.enumerated() where t.utf8.count > textBytes || t.utf8.contains(0) {
+            let why = t.utf8.contains(0) ? "holds a NUL byte"
+                : "is \(t.utf8.count) bytes, longer than the \(textBytes) bytes a '/text' entry of this file holds"
+            throw DataError("\(path): the text of row \(count + k) \(why)")
+        }
+        if let p = x0.baseAddress { try TripletCheck.checkValues(p, rows: n, itemSize: itemSize, first: count, .noise, path, writing: true) }
+        if let p = x1.baseAddress { try TripletCheck.checkValues(p, rows: n, itemSize: itemSize, first: count, .image, path, writing: true) }
         pendingTexts += texts
         pendingNoise.append(contentsOf: x0)
         pendingImages.append(contentsOf: x1)
@@ -292,20 +228,42 @@ public final class TripletWriter {
             // a flush killed between writing the superblock and growing the file would otherwise
             // leave a file HDF5 refuses to open ("truncated file"). HDF5 trims the slack itself
             // when the flush completes.
-            let textBytes = pendingTexts[0..<rows].reduce(0) { $0 + $1.utf8.count + 32 }
-            reserveFileSpace(2 * (2 * rows * itemSize * 4 + textBytes) + (1 << 20))
-            try H5.setRows(noise, end, path, "/noise")
-            try H5.setRows(image, end, path, "/image")
-            try H5.setRows(text, end, path, "/text")
-            try pendingNoise.withUnsafeBufferPointer {
-                try H5.writeFloats(noise, start: start, rows: rows, itemShape: itemShape, $0.baseAddress!, path, "/noise")
+            reserveFileSpace(2 * (2 * rows * itemSize * 4 + rows * (textBytes + 12)) + (1 << 20))
+            // Each row's text as its stored bytes (NUL-padded), and the CRC32s of the three rows.
+            var textData = [UInt8](repeating: 0, count: rows * textBytes)
+            for (k, t) in pendingTexts[0..<rows].enumerated() {
+                textData.replaceSubrange((k * textBytes)..<(k * textBytes + t.utf8.count), with: t.utf8)
             }
-            try pendingImages.withUnsafeBufferPointer {
-                try H5.writeFloats(image, start: start, rows: rows, itemShape: itemShape, $0.baseAddress!, path, "/image")
+            var sums = [UInt32](repeating: 0, count: rows * 3)
+            let rowBytes = itemSize * 4
+            textData.withUnsafeBytes { tb in pendingNoise.withUnsafeBytes { nb in pendingImages.withUnsafeBytes { ib in
+                for k in 0..<rows {
+                    sums[3 * k] = TripletCheck.crc(row: start + k, .init(rebasing: tb[(k * textBytes)..<((k + 1) * textBytes)]))
+                    sums[3 * k + 1] = TripletCheck.crc(row: start + k, .init(rebasing: nb[(k * rowBytes)..<((k + 1) * rowBytes)]))
+                    sums[3 * k + 2] = TripletCheck.crc(row: start + k, .init(rebasing: ib[(k * rowBytes)..<((k + 1) * rowBytes)]))
+                }
+            } } }
+            for (h, name) in [(data.noise, "/noise"), (data.image, "/image"), (data.text, "/text"), (data.checksum, "/checksum")] {
+                try H5.setRows(h, end, path, name)
             }
-            try H5.writeStrings(text, start: start, Array(pendingTexts[0..<rows]), path, "/text")
+            let str = H5.fixedStringType(bytes: textBytes)
+            defer { H5Tclose(str) }
+            let float = rf_H5T_NATIVE_FLOAT()
+            try pendingNoise.withUnsafeBytes {
+                try H5.writeRows(data.noise, start: start, rows: rows, itemShape: itemShape, memType: float, $0.baseAddress!, path, "/noise")
+            }
+            try pendingImages.withUnsafeBytes {
+                try H5.writeRows(data.image, start: start, rows: rows, itemShape: itemShape, memType: float, $0.baseAddress!, path, "/image")
+            }
+            try textData.withUnsafeBytes {
+                try H5.writeRows(data.text, start: start, rows: rows, itemShape: [], memType: str, $0.baseAddress!, path, "/text")
+            }
+            try sums.withUnsafeBytes {
+                try H5.writeRows(data.checksum, start: start, rows: rows, itemShape: [3], memType: rf_H5T_NATIVE_UINT32(),
+                                 $0.baseAddress!, path, "/checksum")
+            }
             try H5.check(H5Fflush(file, H5F_SCOPE_GLOBAL), path, "cannot flush rows \(start)..<\(end)")
-            try H5.writeInt(file, TripletFormat.Key.committedRows, end, path)
+            try H5.writeInts(file, TripletFormat.Key.committedRows, [Int64(end), ~Int64(end)], path)
             try H5.check(H5Fflush(file, H5F_SCOPE_GLOBAL), path, "cannot flush the commit of rows \(start)..<\(end)")
             committedCount = end
             pendingTexts.removeFirst(rows)
@@ -333,8 +291,8 @@ public final class TripletWriter {
             // `reserveFileSpace` added past it is cut once the file is closed.
             var size: hsize_t = 0
             let sized = H5Fget_filesize(f, &size) >= 0
-            for d in [text, noise, image] where d >= 0 { H5Dclose(d) }
-            text = -1; noise = -1; image = -1; file = -1
+            data.close()
+            data.text = -1; data.noise = -1; data.image = -1; data.checksum = -1; file = -1
             let rc = H5Fclose(f)
             if let failure { throw failure }
             try H5.check(rc, path, "cannot close")

@@ -33,14 +33,14 @@ final class PairsFileTests: XCTestCase {
         let script = """
         import h5py, hashlib, json, numpy as np
         f = h5py.File('\(dir)/pairs.h5', 'r')
-        assert set(f.keys()) == {'text', 'noise', 'image'}, list(f.keys())
+        assert set(f.keys()) == {'text', 'noise', 'image', 'checksum'}, list(f.keys())
         assert f['noise'].shape == (100, 2, 1, 1) and f['noise'].dtype == np.float32
         assert f['image'].shape == (100, 2, 1, 1) and f['image'].dtype == np.float32
         assert f['text'].shape == (100,)
         a = f.attrs
         s = lambda k: a[k].decode() if isinstance(a[k], bytes) else a[k]
-        assert s('format') == 'reflow-triplets' and s('format_version') == '1', dict(a)
-        assert int(a['committed_rows']) == 100
+        assert s('format') == 'reflow-triplets' and s('format_version') == '2', dict(a)
+        assert list(a['committed_rows']) == [100, ~100]
         assert s('time_convention').startswith('t=0 noise, t=1 data')
         assert json.loads(s('solver')) == {'name': 'rk4', 'steps': 2} and s('guidance') == '1.5', s('solver')
         assert s('teacher_sha256') == hashlib.sha256(open('\(teacher)', 'rb').read()).hexdigest()

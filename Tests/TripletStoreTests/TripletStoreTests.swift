@@ -11,8 +11,9 @@ enum Rows {
     static let shape = [2, 3, 4]
     static var size: Int { shape.reduce(1, *) }
     static func text(_ i: Int) -> String { "caption \(i): ünïcödé ✓" }
-    static func noise(_ i: Int, _ j: Int) -> Float { Float(i) + Float(j) / 1000 }
-    static func image(_ i: Int, _ j: Int) -> Float { -Float(i) - Float(j) / 100 }
+    // Within the format's bounds (|noise| <= 10, |image| <= 10) and distinct for the first 500 rows.
+    static func noise(_ i: Int, _ j: Int) -> Float { Float(i % 500) / 100 + Float(j) / 1000 }
+    static func image(_ i: Int, _ j: Int) -> Float { -Float(i % 500) / 1000 - Float(j) / 10000 }
 
     static func append(_ w: TripletWriter, _ range: Range<Int>) throws {
         var x0 = [Float](), x1 = [Float]()
@@ -79,7 +80,7 @@ final class TripletStoreTests: TripletTestCase {
         XCTAssertEqual(r.itemShape, Rows.shape)
         XCTAssertEqual(r.writerAttributes, attrs)
         XCTAssertEqual(r.attributes["format"], "reflow-triplets")
-        XCTAssertEqual(r.attributes["format_version"], "1")
+        XCTAssertEqual(r.attributes["format_version"], "2")
         XCTAssertEqual(r.attributes["time_convention"], "t=0 noise, t=1 data; x_t = t*x1 + (1-t)*x0")
         Rows.check(try r.read(0..<20), Array(0..<20))
         Rows.check(try r.read(3..<9), Array(3..<9))
@@ -160,6 +161,13 @@ final class TripletStoreTests: TripletTestCase {
         HDF5Fixture.ourAttributesWrongShapes(wrong)
         assertError(try TripletReader(path: wrong), contains: [wrong, "'/noise' has shape [3, 1, 4, 4]", "'/image' has [3, 1, 8, 8]"])
 
+        // Format 1 (variable-length strings) is refused without reading them, by readers and writers.
+        let old = dir + "/old.h5"
+        HDF5Fixture.ourAttributesWrongShapes(old, legacy: true)
+        assertError(try TripletReader(path: old), contains: [old, "format version 1", "--overwrite"])
+        assertError(try TripletWriter(path: old, itemShape: [1, 4, 4], attributes: [:], mode: .append),
+                    contains: [old, "format version 1", "--overwrite"])
+
         // A real triplet file cut in half.
         let good = dir + "/good.h5", cut = dir + "/cut.h5"
         let w = try TripletWriter(path: good, itemShape: Rows.shape, attributes: attrs)
@@ -214,17 +222,29 @@ final class TripletStoreTests: TripletTestCase {
         try Rows.append(w, 0..<70)
         try w.close()
         let script = """
-        import sys, h5py, numpy as np
+        import sys, zlib, h5py, numpy as np
         f = h5py.File(sys.argv[1], "r")
         a = f.attrs
-        assert a["format"] == "reflow-triplets", a["format"]
-        assert a["format_version"] == "1"
-        assert a["time_convention"] == "t=0 noise, t=1 data; x_t = t*x1 + (1-t)*x0"
-        assert a["solver"] == "rk4" and a["seed"] == "42" and a["teacher_sha256"] == "abc123"
-        assert int(a["committed_rows"]) == 70
-        t, x0, x1 = f["text"], f["noise"], f["image"]
+        s = lambda k: a[k].decode("utf-8")
+        assert s("format") == "reflow-triplets", a["format"]
+        assert s("format_version") == "2"
+        assert s("time_convention") == "t=0 noise, t=1 data; x_t = t*x1 + (1-t)*x0"
+        assert s("solver") == "rk4" and s("seed") == "42" and s("teacher_sha256") == "abc123"
+        n, check = (int(v) for v in a["committed_rows"])
+        assert n == 70 and check == ~70, a["committed_rows"]
+        t, x0, x1, c = f["text"], f["noise"], f["image"], f["checksum"]
         assert h5py.check_string_dtype(t.dtype).encoding == "utf-8", t.dtype
+        assert h5py.check_string_dtype(t.dtype).length == 256, t.dtype
         assert t.shape == (70,) and t.maxshape == (None,)
+        assert c.dtype == np.uint32 and c.shape == (70, 3) and c.maxshape == (None, 3), c
+        # The documented checksums, computed here without our code.
+        attrs = b"".join(k.encode() + b"\\0" + a[k] + b"\\0" for k in sorted(a) if k not in ("committed_rows", "attributes_crc32"))
+        assert zlib.crc32(attrs) == int(a["attributes_crc32"]), "attributes_crc32"
+        for i in (0, 37, 69):
+            pre = np.int64(i).tobytes()
+            assert zlib.crc32(pre + t[i].ljust(256, b"\\0")) == c[i, 0]
+            assert zlib.crc32(pre + x0[i].astype("<f4").tobytes()) == c[i, 1]
+            assert zlib.crc32(pre + x1[i].astype("<f4").tobytes()) == c[i, 2]
         for d in (x0, x1):
             assert d.dtype == np.float32, d.dtype
             assert d.shape == (70, 2, 3, 4), d.shape
@@ -233,120 +253,12 @@ final class TripletStoreTests: TripletTestCase {
             assert d.compression == "gzip", d.compression
         assert t[5].decode("utf-8") == "caption 5: ünïcödé ✓", t[5]
         j = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
-        assert np.array_equal(x0[69], np.float32(69) + j / np.float32(1000))
-        assert np.array_equal(x1[3], -np.float32(3) - j / np.float32(100))
+        assert np.array_equal(x0[69], np.float32(69) / np.float32(100) + j / np.float32(1000))
+        assert np.array_equal(x1[3], -np.float32(3) / np.float32(1000) - j / np.float32(10000))
         print("ok")
         """
         let r = Python.run(["-c", script, path])
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains("ok"), r.output)
-    }
-}
-
-/// HDF5 files built with the C API, without our writer.
-enum HDF5Fixture {
-    /// A plain HDF5 file with one dataset and no triplet attributes.
-    static func foreignFile(_ path: String) {
-        let f = H5Fcreate(path, rf_H5F_ACC_TRUNC(), rf_H5P_DEFAULT(), rf_H5P_DEFAULT())
-        var dims: [hsize_t] = [4, 4]
-        let s = H5Screate_simple(2, &dims, nil)
-        let d = H5Dcreate2(f, "data", rf_H5T_NATIVE_FLOAT(), s, rf_H5P_DEFAULT(), rf_H5P_DEFAULT(), rf_H5P_DEFAULT())
-        var v = [Float](repeating: 1, count: 16)
-        H5Dwrite(d, rf_H5T_NATIVE_FLOAT(), rf_H5S_ALL(), rf_H5S_ALL(), rf_H5P_DEFAULT(), &v)
-        H5Dclose(d); H5Sclose(s); H5Fclose(f)
-    }
-
-    /// Our attributes (as ASCII strings, as other tools write them) and dataset names, but /noise
-    /// and /image disagree on the item shape.
-    static func ourAttributesWrongShapes(_ path: String) {
-        let f = H5Fcreate(path, rf_H5F_ACC_TRUNC(), rf_H5P_DEFAULT(), rf_H5P_DEFAULT())
-        for (k, v) in TripletFormat.fixedAttributes { stringAttribute(f, k, v) }
-        var committed: Int64 = 3
-        let scalar = H5Screate(H5S_SCALAR)
-        let a = H5Acreate2(f, "committed_rows", rf_H5T_NATIVE_INT64(), scalar, rf_H5P_DEFAULT(), rf_H5P_DEFAULT())
-        H5Awrite(a, rf_H5T_NATIVE_INT64(), &committed)
-        H5Aclose(a); H5Sclose(scalar)
-        let str = H5Tcopy(rf_H5T_C_S1())
-        H5Tset_size(str, rf_H5T_VARIABLE())
-        var n: hsize_t = 3
-        let ts = H5Screate_simple(1, &n, nil)
-        H5Dclose(H5Dcreate2(f, "text", str, ts, rf_H5P_DEFAULT(), rf_H5P_DEFAULT(), rf_H5P_DEFAULT()))
-        for (name, side) in [("noise", 4), ("image", 8)] {
-            var dims: [hsize_t] = [3, 1, hsize_t(side), hsize_t(side)]
-            let s = H5Screate_simple(4, &dims, nil)
-            H5Dclose(H5Dcreate2(f, name, rf_H5T_NATIVE_FLOAT(), s, rf_H5P_DEFAULT(), rf_H5P_DEFAULT(), rf_H5P_DEFAULT()))
-            H5Sclose(s)
-        }
-        H5Sclose(ts); H5Tclose(str); H5Fclose(f)
-    }
-
-    static func stringAttribute(_ obj: hid_t, _ name: String, _ value: String) {
-        let t = H5Tcopy(rf_H5T_C_S1())
-        H5Tset_size(t, rf_H5T_VARIABLE())
-        let s = H5Screate(H5S_SCALAR)
-        let a = H5Acreate2(obj, name, t, s, rf_H5P_DEFAULT(), rf_H5P_DEFAULT())
-        value.withCString { p in
-            var q: UnsafePointer<CChar>? = p
-            H5Awrite(a, t, &q)
-        }
-        H5Aclose(a); H5Sclose(s); H5Tclose(t)
-    }
-
-    /// Extends all three datasets by `rows` rows of garbage without touching `committed_rows`.
-    static func appendGarbageRows(_ path: String, rows: Int) throws {
-        let f = H5Fopen(path, rf_H5F_ACC_RDWR(), rf_H5P_DEFAULT())
-        defer { H5Fclose(f) }
-        for name in ["noise", "image", "text"] {
-            let d = H5Dopen2(f, name, rf_H5P_DEFAULT())
-            let s = H5Dget_space(d)
-            let rank = Int(H5Sget_simple_extent_ndims(s))
-            var dims = [hsize_t](repeating: 0, count: rank)
-            H5Sget_simple_extent_dims(s, &dims, nil)
-            H5Sclose(s)
-            let old = dims[0]
-            dims[0] += hsize_t(rows)
-            XCTAssertGreaterThanOrEqual(H5Dset_extent(d, &dims), 0)
-            if name != "text" {
-                let fs = H5Dget_space(d)
-                var start = [hsize_t](repeating: 0, count: rank)
-                start[0] = old
-                var count = dims
-                count[0] = hsize_t(rows)
-                H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, nil, &count, nil)
-                let ms = H5Screate_simple(Int32(rank), &count, nil)
-                var junk = [Float](repeating: .nan, count: Int(count.reduce(1, *)))
-                XCTAssertGreaterThanOrEqual(H5Dwrite(d, rf_H5T_NATIVE_FLOAT(), ms, fs, rf_H5P_DEFAULT(), &junk), 0)
-                H5Sclose(ms); H5Sclose(fs)
-            }
-            H5Dclose(d)
-        }
-    }
-
-    static func rows(_ path: String, _ name: String) -> Int {
-        let f = H5Fopen(path, rf_H5F_ACC_RDONLY(), rf_H5P_DEFAULT())
-        defer { H5Fclose(f) }
-        let d = H5Dopen2(f, name, rf_H5P_DEFAULT())
-        defer { H5Dclose(d) }
-        let s = H5Dget_space(d)
-        defer { H5Sclose(s) }
-        var dims = [hsize_t](repeating: 0, count: 4)
-        H5Sget_simple_extent_dims(s, &dims, nil)
-        return Int(dims[0])
-    }
-}
-
-enum Python {
-    /// Runs python3 with `args`; (exit status, stdout + stderr). Status -1 when python3 is missing.
-    static func run(_ args: [String]) -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3"] + args
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        do { try p.run() } catch { return (-1, "\(error)") }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 }
