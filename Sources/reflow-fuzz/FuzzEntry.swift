@@ -49,12 +49,14 @@ struct ReplayFuzzInputs {
                 """)
             exit(64)
         }
+        FuzzTarget.log = { print($0) }
         for path in args.dropFirst() {
             guard let data = FileManager.default.contents(atPath: path) else {
                 print("\(path): cannot read"); exit(1)
             }
+            print("\(path):")
             data.withUnsafeBytes { target.run($0) }
-            print("\(path): ok (no crash)")
+            print("\(path): no crash")
         }
     }
 }

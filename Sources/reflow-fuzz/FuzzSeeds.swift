@@ -14,7 +14,7 @@ enum FuzzSeeds {
         for t in FuzzTarget.allCases {
             try FileManager.default.createDirectory(atPath: dir + "/" + t.rawValue, withIntermediateDirectories: true)
         }
-        let tok = Tokenizer(words: ["red", "blue", "circle"], maxTokens: 4)
+        let tok = Tokenizer(captions: ["red circle", "blue circle"], maxTokens: 4)
         var mlp = ModelSpec(kind: .mlp, channels: 1, height: 1, width: 2, vocabularySize: tok.vocabularySize)
         mlp.hidden = 8; mlp.depth = 1; mlp.timeEmbedding = 8
         mlp.maxTokens = 4; mlp.textWidth = 8; mlp.textLayers = 1; mlp.textHeads = 2
@@ -24,6 +24,18 @@ enum FuzzSeeds {
         for (name, spec) in [("flow-mlp", mlp), ("flow-unet", unet)] {
             let model = try FlowModel(spec: spec, tokenizer: tok, seed: 1)
             try model.save(to: URL(fileURLWithPath: "\(dir)/safetensors/\(name).safetensors"), stage: "teacher", step: 3)
+            if spec.kind == .mlp {
+                // A resumable training checkpoint: weights, AdamW moments and EMA in one file.
+                let state = TrainingState(step: 3, rngs: ["data": RNG(seed: 5)], optimizer: AdamW(model).exportState(),
+                                          ema: EMA(model, decay: 0.9).exportState())
+                try saveTrainingCheckpoint(model, state: state, metadata: model.metadata(stage: "teacher", step: 3),
+                                           to: URL(fileURLWithPath: "\(dir)/safetensors/\(name).last.safetensors"))
+                try FileManager.default.removeItem(atPath: "\(dir)/safetensors/\(name).last.safetensors")
+            }
+        }
+        for arch in EvaluatorArch.allCases {
+            let c = makeClassifier(arch, inputShape: [1, 8, 8], classes: 3, width: 8, seed: 2)
+            try saveCheckpoint(c, metadata: c.metadata(), to: URL(fileURLWithPath: "\(dir)/safetensors/evaluator-\(arch.rawValue).safetensors"))
         }
 
         let path = dir + "/triplets/pairs.h5"
