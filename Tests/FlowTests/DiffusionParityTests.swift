@@ -38,6 +38,10 @@ final class DiffusionParityTests: XCTestCase {
                 XCTAssertEqual(ours.lambda(s), log(ours.alpha(s) / ours.sigma(s)), accuracy: 1e-12)
             }
             XCTAssertGreaterThan(ours.lambda(0), ours.lambda(999))
+            if ours.kind == .cosine {
+                XCTAssertEqual(ours.betas.last, VPSchedule.cosineMaxBeta, "the cosine schedule's last beta is clipped")
+                XCTAssertLessThan(ours.betas[998], VPSchedule.cosineMaxBeta)
+            }
         }
     }
 

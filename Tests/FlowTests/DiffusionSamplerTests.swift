@@ -74,6 +74,27 @@ final class DiffusionSamplerTests: XCTestCase {
         XCTAssertEqual(ddim.name, "ddim(4, leading+1, epsilon)")
     }
 
+    /// Guidance on the model output plugs in through Flow's `guided` / `guidedBatched`: one
+    /// network pass over [x; x] (text first, empty prompt second) gives the same samples.
+    func testGuidanceOnTheModelOutput() throws {
+        let other = DiffusionFixture.Branch(mu: [0, 0.2, -0.1, 0], std: [0.6, 0.7, 0.5, 0.8])
+        let cond = DiffusionFixture.gaussianModel(data, prediction: .epsilon, alphasCumprod: sd.alphasCumprod)
+        let uncond = DiffusionFixture.gaussianModel(other, prediction: .epsilon, alphasCumprod: sd.alphasCumprod)
+        let doubled: DiffusionModel = { x2, t2 in
+            let n = x2.shape[0] / 2
+            XCTAssertEqual(t2.shape, [2 * n])
+            return try Tensor.concat([try cond(try x2.slice(axis: 0, range: 0..<n), try t2.slice(axis: 0, range: 0..<n)),
+                                      try uncond(try x2.slice(axis: 0, range: n..<(2 * n)), try t2.slice(axis: 0, range: n..<(2 * n)))], axis: 0)
+        }
+        let sampler = try DPMSolverPP.stableDiffusion(schedule: sd, steps: 8, prediction: .epsilon)
+        let twoCalls = try sampler.sample(guided(cond: cond, uncond: uncond, scale: 3), xT: xT).x
+        let oneCall = try sampler.sample(guidedBatched(doubled, scale: 3), xT: xT).x
+        assertClose(oneCall, twoCalls.scalars, atol: 1e-6)
+        // w = 1 is the conditional model alone, so guidance must have changed the result.
+        let plain = try sampler.sample(cond, xT: xT).x
+        XCTAssertGreaterThan(maxError(twoCalls, plain.scalars.map(Double.init)), 1e-2)
+    }
+
     func testSamplersRunWithoutGradients() throws {
         var enabled: [Bool] = []
         let w = Tensor([0.5], shape: [1], requiresGrad: true)
