@@ -11,14 +11,16 @@ import TensorCore
 public typealias DiffusionModel = (_ x: Tensor, _ timestep: Tensor) throws -> Tensor
 
 /// Integrates a VP diffusion model's probability-flow ODE from noise x_T to data with a fixed
-/// number of model evaluations. Samplers run under `noGrad`.
+/// number of model evaluations. Samplers run under `noGrad`. x_T is standard normal noise used
+/// as the state at the first timestep (diffusers' `init_noise_sigma` is 1 for both), so it is
+/// what a (text, noise, image) triplet stores as its noise.
 ///
 /// The returned `SolveResult.trajectory` holds (step, x): x_T at the first timestep, then the
 /// state after each update at the step whose noise level it has; a state with no noise left
 /// (sigma = 0) is recorded at step -1. `nfe` counts calls of the closure (a guided closure
 /// costs two network passes per call, one with `guidedBatched`).
 public protocol DiffusionSampler {
-    /// A short label for logs and file attributes, e.g. "ddim(25, leading+1)".
+    /// A short label for logs and file attributes, e.g. "ddim(25, leading+1, epsilon)".
     var name: String { get }
     /// The diffusion steps at which the model is evaluated, from noisy to clean.
     var timesteps: [Int] { get }
