@@ -95,6 +95,8 @@ public func generatePairs(_ r: PairsRequest) throws -> PairsResult {
         writer = try TripletWriter(path: r.output, itemShape: shape, attributes: attrs,
                                    mode: r.overwrite ? .overwrite : .createOrAppend,
                                    textBytes: max(1, r.prompts.map(\.utf8.count).max() ?? 1))
+    } catch let busy as WriterBusyError {
+        throw ModelError("\(busy)")  // starting over would not help either
     } catch {
         // Starting over does not help a file we may not write.
         let hint = existed && !r.overwrite && access(r.output, W_OK) == 0

@@ -36,6 +36,8 @@ public final class TripletWriter {
     public let textBytes: Int
 
     private var file: hid_t = -1
+    /// Held from before the file is touched until `close()`.
+    private let lock: WriterLock?
     private var data: TripletDatasets
     private let itemSize: Int
     private var pendingTexts: [String] = []
@@ -75,6 +77,7 @@ public final class TripletWriter {
         self.path = path
         self.itemShape = itemShape
         self.itemSize = itemShape.reduce(1, *)
+        lock = try WriterLock(for: path)
         let exists = FileManager.default.fileExists(atPath: path)
         let user = attributes.filter { TripletFormat.fixedAttributes[$0.key] == nil }
 
@@ -282,7 +285,8 @@ public final class TripletWriter {
 
     /// Writes any buffered rows, commits them and closes the file.
     public func close() throws {
-        guard file >= 0 else { return }
+        guard file >= 0 else { lock?.release(); return }
+        defer { lock?.release() }
         var failure: Error? = nil
         do { try flush() } catch { failure = error }
         try H5.run {

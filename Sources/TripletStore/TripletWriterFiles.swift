@@ -35,10 +35,11 @@ extension TripletWriter {
             try w.close()
         } catch {
             try? w.close()
-            unlink(tmp)
+            unlink(tmp); unlink(WriterLock.path(for: tmp))
             throw error
         }
         reader.close()
+        unlink(WriterLock.path(for: tmp))  // the temporary's own lock, released by close()
         guard rename(tmp, path) == 0 else {
             let why = String(cString: strerror(errno))
             unlink(tmp)

@@ -109,6 +109,25 @@ final class TripletStoreTests: TripletTestCase {
         XCTAssertEqual(try TripletReader(path: path).count, 0)
     }
 
+    /// While a writer runs, a second writer is refused in every mode, --overwrite included (it
+    /// would replace the file under the first one, which then commits rows nobody sees).
+    func testSecondWriterRefusedWhileFirstRuns() throws {
+        let path = dir + "/busy.h5"
+        let w = try TripletWriter(path: path, itemShape: Rows.shape, attributes: attrs, rowsPerChunk: 4)
+        try Rows.append(w, 0..<8)
+        for mode in [TripletWriter.Mode.overwrite, .createOrAppend, .append] {
+            assertError(try TripletWriter(path: path, itemShape: Rows.shape, attributes: attrs, mode: mode),
+                        contains: [path, "another process is writing this file", ".busy.h5.lock"])
+        }
+        try Rows.append(w, 8..<12)
+        try w.close()
+        Rows.check(try TripletReader(path: path).read(0..<12), Array(0..<12))
+        // Closed: the lock is free again.
+        let again = try TripletWriter(path: path, itemShape: Rows.shape, attributes: attrs, mode: .append)
+        XCTAssertEqual(again.count, 12)
+        try again.close()
+    }
+
     /// Rows past `committed_rows` (what a kill -9 between extend and commit leaves) are invisible to
     /// readers and dropped by a reopening writer.
     func testUncommittedRowsAreIgnoredAndTruncated() throws {

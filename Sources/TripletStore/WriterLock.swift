@@ -1,0 +1,48 @@
+import Foundation
+import Formats
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Another process holds the file's writer lock (callers must not suggest --overwrite).
+public struct WriterBusyError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// One writer per triplet file. HDF5's own lock refuses a second writer that opens the file, but
+/// `--overwrite` builds a new file and renames it over the old one, under a writer that keeps
+/// committing rows to an inode nobody sees any more. A lock on a sidecar file (`.NAME.lock`),
+/// held for the writer's life, refuses that too. The kernel drops it when the process dies, so a
+/// kill -9 never leaves a stale lock; the sidecar itself stays (removing it would let two
+/// writers lock two different inodes).
+final class WriterLock {
+    private var fd: Int32
+
+    static func path(for file: String) -> String {
+        let url = URL(fileURLWithPath: file)
+        return url.deletingLastPathComponent().appendingPathComponent("." + url.lastPathComponent + ".lock").path
+    }
+
+    /// Nil when the folder cannot hold a lock file (read-only): nothing can be written there,
+    /// and the writer reports that itself.
+    init?(for file: String) throws {
+        let lockPath = WriterLock.path(for: file)
+        fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        if fd < 0 { return nil }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let busy = errno == EWOULDBLOCK
+            Glibc.close(fd)
+            if !busy { return nil }
+            throw WriterBusyError(description: "\(file): another process is writing this file right now (it holds "
+                + "\(lockPath)); wait for it to finish or stop it. Starting over with --overwrite is refused while it runs.")
+        }
+    }
+
+    func release() {
+        guard fd >= 0 else { return }
+        Glibc.close(fd)  // closing the only descriptor drops the flock
+        fd = -1
+    }
+
+    deinit { release() }
+}
