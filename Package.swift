@@ -49,7 +49,9 @@ let package = Package(
         // File formats: safetensors, PNG, SHA-256, the atomic file writer.
         .target(name: "Formats", dependencies: ["Autograd", "TensorCore", "CPNG", "CZlib"], swiftSettings: fast),
         // The crash-safe HDF5 (text, noise, image) triplet store.
-        .target(name: "TripletStore", dependencies: ["Formats", "TensorCore", "CHDF5"], swiftSettings: fast),
+        // Swift over the HDF5 C API: serialised calls, errors as messages, the superblock repair.
+        .target(name: "HDF5", dependencies: ["Formats", "CHDF5"], swiftSettings: fast),
+        .target(name: "TripletStore", dependencies: ["HDF5", "Formats", "TensorCore", "CHDF5"], swiftSettings: fast),
         // The training datasets (toy2d, digits, fashion-mnist, glyphs).
         .target(name: "Datasets", dependencies: ["Formats", "TensorCore", "CZlib"], swiftSettings: fast),
         // Modules, layers, optimizers, EMA, schedules, checkpoints of module trees.

@@ -1,4 +1,5 @@
 import CHDF5
+import HDF5
 import Foundation
 import Formats
 

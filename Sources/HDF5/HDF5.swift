@@ -2,11 +2,12 @@ import CHDF5
 import Foundation
 import Formats
 
-/// Thin helpers over the HDF5 C API for the triplet store. Everything here runs inside `H5.run`,
+/// Thin helpers over the HDF5 C API (its own target, so that the triplet store holds the format
+/// alone). Everything here runs inside `H5.run`,
 /// which serialises our calls (one reader may prefetch while a writer appends) and turns off
 /// HDF5's automatic error-stack printing: failures become `DataError`s that carry HDF5's own
 /// innermost message instead of a page of stderr.
-enum H5 {
+public enum H5 {
     private static let lock = NSRecursiveLock()
 
     /// Runs once, before our first HDF5 call. H5dont_atexit: HDF5's own exit handler closes every
@@ -17,7 +18,7 @@ enum H5 {
     /// initialised (tests that call HDF5 directly first just keep the default).
     private static let setUp: Void = { _ = H5dont_atexit() }()
 
-    static func run<T>(_ body: () throws -> T) rethrows -> T {
+    public static func run<T>(_ body: () throws -> T) rethrows -> T {
         lock.lock()
         defer { lock.unlock() }
         _ = setUp
@@ -27,7 +28,7 @@ enum H5 {
     }
 
     /// The HDF5 error stack as "outer call: innermost cause", then cleared.
-    static func takeError() -> String {
+    public static func takeError() -> String {
         final class Box { var messages: [String] = [] }
         let box = Box()
         let walker: H5E_walk2_t = { _, desc, data in
@@ -50,7 +51,7 @@ enum H5 {
 
     /// HDF5's file driver reports a failed read or write as a page of fields (time, buffer
     /// address, byte counts); keep the OS error, and say what a full disk means for the user.
-    static func plainIOError(_ message: String) -> String {
+    public static func plainIOError(_ message: String) -> String {
         guard let e = message.range(of: "errno = "), let m = message.range(of: "error message = '"),
               let end = message[m.upperBound...].firstIndex(of: "'") else { return message }
         let code = Int32(message[e.upperBound...].prefix(while: { $0.isNumber })) ?? 0
@@ -65,7 +66,7 @@ enum H5 {
 
     /// Throws a `DataError` "<path>: <what> (<HDF5 message>)" when `status` is negative.
     @discardableResult
-    static func check<T: BinaryInteger>(_ status: T, _ path: String, _ what: @autoclosure () -> String) throws -> T {
+    public static func check<T: BinaryInteger>(_ status: T, _ path: String, _ what: @autoclosure () -> String) throws -> T {
         if status < 0 { throw DataError("\(path): \(what()): \(takeError())") }
         return status
     }
@@ -73,7 +74,7 @@ enum H5 {
     // MARK: Files
 
     /// Opens an existing HDF5 file, telling "missing", "not HDF5" and "HDF5 but unreadable" apart.
-    static func openFile(_ path: String, write: Bool) throws -> hid_t {
+    public static func openFile(_ path: String, write: Bool) throws -> hid_t {
         guard FileManager.default.fileExists(atPath: path) else { throw DataError("\(path): no such file") }
         let isHDF5 = H5Fis_hdf5(path)
         if isHDF5 == 0 {
@@ -101,10 +102,10 @@ enum H5 {
 
     // MARK: Attributes
 
-    static func hasAttribute(_ obj: hid_t, _ name: String) -> Bool { H5Aexists(obj, name) > 0 }
+    public static func hasAttribute(_ obj: hid_t, _ name: String) -> Bool { H5Aexists(obj, name) > 0 }
 
     /// Names of all attributes of `obj`, in name order.
-    static func attributeNames(_ obj: hid_t, _ path: String) throws -> [String] {
+    public static func attributeNames(_ obj: hid_t, _ path: String) throws -> [String] {
         final class Box { var names: [String] = [] }
         let box = Box()
         let visit: H5A_operator2_t = { _, name, _, data in
@@ -122,7 +123,7 @@ enum H5 {
 
     /// The type class of attribute `name` and whether it is a variable-length string, read
     /// without touching its value (a variable-length value lives in the global heap).
-    static func attributeKind(_ obj: hid_t, _ name: String, _ path: String) throws -> (cls: H5T_class_t, variable: Bool)? {
+    public static func attributeKind(_ obj: hid_t, _ name: String, _ path: String) throws -> (cls: H5T_class_t, variable: Bool)? {
         guard hasAttribute(obj, name) else { return nil }
         let attr = try check(H5Aopen(obj, name, rf_H5P_DEFAULT()), path, "cannot open attribute '\(name)'")
         defer { H5Aclose(attr) }
@@ -134,12 +135,12 @@ enum H5 {
 
     /// Longest string an attribute or a /text entry may hold: a damaged type must not make us
     /// allocate gigabytes.
-    static let maxStringBytes = 1 << 20
+    public static let maxStringBytes = 1 << 20
 
     /// A scalar fixed-length string attribute, nil when absent or not a fixed-length string.
     /// Variable-length strings are never read (see `TripletFormat`: their heap crashes libhdf5
     /// when damaged).
-    static func readString(_ obj: hid_t, _ name: String, _ path: String) throws -> String? {
+    public static func readString(_ obj: hid_t, _ name: String, _ path: String) throws -> String? {
         guard hasAttribute(obj, name) else { return nil }
         let attr = try check(H5Aopen(obj, name, rf_H5P_DEFAULT()), path, "cannot open attribute '\(name)'")
         defer { H5Aclose(attr) }
@@ -160,7 +161,7 @@ enum H5 {
     }
 
     /// A fixed-length string's bytes (NUL-padded) as text; invalid UTF-8 is an error.
-    static func decodeFixed(_ bytes: ArraySlice<UInt8>, _ path: String, _ what: @autoclosure () -> String) throws -> String {
+    public static func decodeFixed(_ bytes: ArraySlice<UInt8>, _ path: String, _ what: @autoclosure () -> String) throws -> String {
         let end = bytes.firstIndex(of: 0) ?? bytes.endIndex
         guard let s = String(validating: bytes[bytes.startIndex..<end], as: UTF8.self) else {
             throw DataError("\(path): \(what()) is not valid UTF-8 (corrupt file)")
@@ -169,7 +170,7 @@ enum H5 {
     }
 
     /// A fixed-length, NUL-padded UTF-8 string type of `bytes` bytes (caller closes).
-    static func fixedStringType(bytes: Int) -> hid_t {
+    public static func fixedStringType(bytes: Int) -> hid_t {
         let t = H5Tcopy(rf_H5T_C_S1())
         H5Tset_size(t, max(1, bytes))
         H5Tset_cset(t, H5T_CSET_UTF8)
@@ -178,7 +179,7 @@ enum H5 {
     }
 
     /// Creates a scalar fixed-length UTF-8 string attribute (h5py reads it as bytes: `.decode()`).
-    static func writeString(_ obj: hid_t, _ name: String, _ value: String, _ path: String) throws {
+    public static func writeString(_ obj: hid_t, _ name: String, _ value: String, _ path: String) throws {
         var bytes = Array(value.utf8)
         guard !bytes.contains(0), bytes.count <= maxStringBytes else {
             throw DataError("\(path): attribute '\(name)' holds a NUL byte or is longer than \(maxStringBytes) bytes")
@@ -196,7 +197,7 @@ enum H5 {
     }
 
     /// An integer attribute of 1...16 elements (scalar or 1-D), nil when absent or of another kind.
-    static func readInts(_ obj: hid_t, _ name: String, _ path: String) throws -> [Int64]? {
+    public static func readInts(_ obj: hid_t, _ name: String, _ path: String) throws -> [Int64]? {
         guard hasAttribute(obj, name) else { return nil }
         let attr = try check(H5Aopen(obj, name, rf_H5P_DEFAULT()), path, "cannot open attribute '\(name)'")
         defer { H5Aclose(attr) }
@@ -214,7 +215,7 @@ enum H5 {
     /// Writes an int64 attribute (scalar for one value, else 1-D) in place, creating it the first
     /// time. In place matters: the value lives in the object header and is rewritten without
     /// moving anything else.
-    static func writeInts(_ obj: hid_t, _ name: String, _ values: [Int64], _ path: String) throws {
+    public static func writeInts(_ obj: hid_t, _ name: String, _ values: [Int64], _ path: String) throws {
         let attr: hid_t
         if hasAttribute(obj, name) {
             attr = try check(H5Aopen(obj, name, rf_H5P_DEFAULT()), path, "cannot open attribute '\(name)'")
@@ -232,7 +233,7 @@ enum H5 {
 
     // MARK: Types and datasets
 
-    static func dims(_ dset: hid_t) -> (dims: [Int], max: [Int]) {
+    public static func dims(_ dset: hid_t) -> (dims: [Int], max: [Int]) {
         let space = H5Dget_space(dset)
         defer { H5Sclose(space) }
         let rank = Int(H5Sget_simple_extent_ndims(space))
@@ -244,7 +245,7 @@ enum H5 {
     }
 
     /// Sets the first dimension of `dset` to `rows`, keeping the others.
-    static func setRows(_ dset: hid_t, _ rows: Int, _ path: String, _ name: String) throws {
+    public static func setRows(_ dset: hid_t, _ rows: Int, _ path: String, _ name: String) throws {
         var d = dims(dset).dims.map { hsize_t($0) }
         d[0] = hsize_t(rows)
         try check(H5Dset_extent(dset, &d), path, "cannot resize '\(name)' to \(rows) rows")
@@ -252,7 +253,7 @@ enum H5 {
 
     /// A hyperslab of rows [start, start + rows) of `dset` (rank = `itemShape.count + 1`), with a
     /// matching memory space; the caller closes both.
-    static func rowSelection(_ dset: hid_t, start: Int, rows: Int, itemShape: [Int]) -> (file: hid_t, mem: hid_t) {
+    public static func rowSelection(_ dset: hid_t, start: Int, rows: Int, itemShape: [Int]) -> (file: hid_t, mem: hid_t) {
         let file = H5Dget_space(dset)
         var offset = [hsize_t](repeating: 0, count: itemShape.count + 1)
         offset[0] = hsize_t(start)
@@ -263,7 +264,7 @@ enum H5 {
     }
 
     /// Writes rows [start, start + rows) of `dset` from `data`, laid out as `memType` items.
-    static func writeRows(_ dset: hid_t, start: Int, rows: Int, itemShape: [Int], memType: hid_t,
+    public static func writeRows(_ dset: hid_t, start: Int, rows: Int, itemShape: [Int], memType: hid_t,
                           _ data: UnsafeRawPointer, _ path: String, _ name: String) throws {
         let sel = rowSelection(dset, start: start, rows: rows, itemShape: itemShape)
         defer { H5Sclose(sel.file); H5Sclose(sel.mem) }
@@ -272,7 +273,7 @@ enum H5 {
     }
 
     /// Reads rows [start, start + rows) of `dset` into `out`, converted to `memType` items.
-    static func readRows(_ dset: hid_t, start: Int, rows: Int, itemShape: [Int], memType: hid_t,
+    public static func readRows(_ dset: hid_t, start: Int, rows: Int, itemShape: [Int], memType: hid_t,
                          _ out: UnsafeMutableRawPointer, _ path: String, _ name: String) throws {
         let sel = rowSelection(dset, start: start, rows: rows, itemShape: itemShape)
         defer { H5Sclose(sel.file); H5Sclose(sel.mem) }
@@ -283,7 +284,7 @@ enum H5 {
 
 extension H5 {
     /// The chunk length along the first dimension of a chunked dataset, nil when not chunked.
-    static func chunkRows(_ dset: hid_t) -> Int? {
+    public static func chunkRows(_ dset: hid_t) -> Int? {
         let dcpl = H5Dget_create_plist(dset)
         defer { H5Pclose(dcpl) }
         guard H5Pget_layout(dcpl) == H5D_CHUNKED else { return nil }
@@ -298,7 +299,7 @@ extension H5 {
 /// numbers (8), B-tree K values and flags (8, plus 4 in version 1), then the base address, the
 /// free-space address, the end-of-file address and the driver-info address, each "size of
 /// offsets" bytes, little-endian.
-enum Superblock {
+public enum Superblock {
     /// Makes HDF5's end-of-allocation cover the whole physical file, as `h5clear --increment`
     /// does. A writer killed mid-flush may have written blocks past the end address recorded in
     /// the superblock; left alone, a reopened writer would allocate new space over them, and
@@ -307,7 +308,7 @@ enum Superblock {
     /// its end address (a failed flush) is extended with zeros instead. Files with another
     /// superblock version, a user block or a base address are left alone.
     /// Where the end-of-file address lies and its value, for a superblock this code understands.
-    static func endAddress(_ fd: Int32) -> (field: Int, value: UInt64)? {
+    public static func endAddress(_ fd: Int32) -> (field: Int, value: UInt64)? {
         var head = [UInt8](repeating: 0, count: 64)
         guard pread(fd, &head, 64, 0) == 64 else { return nil }
         let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
@@ -319,7 +320,7 @@ enum Superblock {
     }
 
     /// "(size) of (recorded end) bytes" when the file is shorter than its superblock says.
-    static func shortfall(_ path: String) -> String? {
+    public static func shortfall(_ path: String) -> String? {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -328,7 +329,7 @@ enum Superblock {
         return "\(st.st_size) of \(eoa) bytes"
     }
 
-    static func coverPhysicalSize(_ path: String) throws {
+    public static func coverPhysicalSize(_ path: String) throws {
         let fd = open(path, O_RDWR)
         guard fd >= 0 else { return }
         defer { close(fd) }
