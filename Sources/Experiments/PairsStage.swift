@@ -87,6 +87,9 @@ public func generatePairs(_ r: PairsRequest) throws -> PairsResult {
     let range = r.shard?.rows(total: r.count, batchSize: r.batchSize) ?? 0..<r.count
 
     let existed = FileManager.default.fileExists(atPath: r.output)
+    for name in TripletWriter.removeStaleTemporaries(besides: r.output) {
+        Log.note("removed \(name) beside \(r.output), left by a killed writer")
+    }
     try FileManager.default.createDirectory(at: URL(fileURLWithPath: r.output).deletingLastPathComponent(),
                                             withIntermediateDirectories: true)
     let writer: TripletWriter

@@ -46,3 +46,27 @@ final class WriterLock {
 
     deinit { release() }
 }
+
+extension TripletWriter {
+    /// Removes the temporaries a killed writer of `path` left beside it (`NAME.partial-PID` from
+    /// creating the file, `NAME.salvage-PID` from rebuilding it, and their lock sidecars) when that
+    /// PID is gone. Returns the names removed.
+    @discardableResult
+    public static func removeStaleTemporaries(besides path: String) -> [String] {
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path, base = url.lastPathComponent
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return [] }
+        var removed: [String] = []
+        for name in names.sorted() {
+            let plain = name.hasPrefix(".") && name.hasSuffix(".lock") ? String(name.dropFirst().dropLast(5)) : name
+            guard let pid = ["partial", "salvage"].lazy.compactMap({ kind -> pid_t? in
+                let prefix = base + "." + kind + "-"
+                return plain.hasPrefix(prefix) ? pid_t(plain.dropFirst(prefix.count)) : nil
+            }).first, pid > 0, pid != getpid() else { continue }
+            // kill(pid, 0): ESRCH means no such process; EPERM means alive but not ours.
+            if kill(pid, 0) == 0 || errno != ESRCH { continue }
+            if unlink(dir + "/" + name) == 0 { removed.append(name) }
+        }
+        return removed
+    }
+}

@@ -128,6 +128,20 @@ final class TripletStoreTests: TripletTestCase {
         try again.close()
     }
 
+    /// Temporaries of a dead writer beside the file are removed; those of live processes and
+    /// unrelated files stay.
+    func testStaleWriterTemporariesRemoved() throws {
+        let path = dir + "/stale.h5"
+        let dead = pid_t(Int32.max - 7)  // above pid_max: no such process
+        let live = getppid()
+        let names = ["stale.h5.partial-\(dead)", ".stale.h5.partial-\(dead).lock", "stale.h5.salvage-\(dead)",
+                     "stale.h5.partial-\(live)", "stale.h5.partial-x", "other.h5.partial-\(dead)"]
+        for n in names { XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/" + n, contents: Data([1]))) }
+        XCTAssertEqual(TripletWriter.removeStaleTemporaries(besides: path).sorted(),
+                       [".stale.h5.partial-\(dead).lock", "stale.h5.partial-\(dead)", "stale.h5.salvage-\(dead)"])
+        for n in names.suffix(3) { XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/" + n), n) }
+    }
+
     /// Rows past `committed_rows` (what a kill -9 between extend and commit leaves) are invisible to
     /// readers and dropped by a reopening writer.
     func testUncommittedRowsAreIgnoredAndTruncated() throws {
