@@ -158,17 +158,7 @@ public enum TripletStore {
                                        rowsPerChunk: rowsPerChunk, compression: compression,
                                        textBytes: readers.map(\.textBytes).max())
         do {
-            let itemSize = first.itemShape.reduce(1, *)
-            let block = max(1, (4 << 20) / (itemSize * 4))
-            for r in readers {
-                var a = 0
-                while a < r.count {
-                    let b = min(r.count, a + block)
-                    let batch = try r.read(a..<b)
-                    try writer.append(texts: batch.texts, noise: batch.noise, images: batch.images)
-                    a = b
-                }
-            }
+            for r in readers { try writer.append(allRowsOf: r) }
             try writer.close()
         } catch {
             try? writer.close()

@@ -6,6 +6,18 @@ import Formats
 // The two whole-file operations of a writer: building a new empty file, and salvaging the
 // committed rows of a file whose uncommitted tail HDF5 cannot cut (see `TripletFormat`).
 extension TripletWriter {
+    /// Appends every committed row of `reader`, in blocks of about 4 MB (salvage and merge).
+    func append(allRowsOf reader: TripletReader) throws {
+        let block = max(1, (4 << 20) / (reader.itemShape.reduce(1, *) * 4))
+        var a = 0
+        while a < reader.count {
+            let b = min(reader.count, a + block)
+            let batch = try reader.read(a..<b)
+            try append(texts: batch.texts, noise: batch.noise, images: batch.images)
+            a = b
+        }
+    }
+
     /// Rewrites `path` as a fresh triplet file holding only its committed rows.
     static func salvage(path: String) throws {
         let reader: TripletReader
@@ -25,14 +37,7 @@ extension TripletWriter {
         let w = try TripletWriter(path: tmp, itemShape: reader.itemShape, attributes: reader.writerAttributes,
                                   mode: .overwrite, rowsPerChunk: chunkRows, textBytes: reader.textBytes)
         do {
-            let block = max(1, (4 << 20) / (reader.itemShape.reduce(1, *) * 4))
-            var a = 0
-            while a < reader.count {
-                let b = min(reader.count, a + block)
-                let batch = try reader.read(a..<b)
-                try w.append(texts: batch.texts, noise: batch.noise, images: batch.images)
-                a = b
-            }
+            try w.append(allRowsOf: reader)
             try w.close()
         } catch {
             try? w.close()
