@@ -6,9 +6,10 @@
 #   bash scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default: 60 s, every target)
 #   bash scripts/fuzz.sh ci                                    (what CI runs, see below)
 #
-# `ci` makes the run repeatable: libFuzzer's seed is fixed and each target stops after a fixed
-# number of inputs (about a minute each on a 2-core CI machine; 3 minutes at most), so CI replays
-# exactly the inputs that passed here instead of a new random walk each time.
+# `ci` bounds the run by work, not by the clock: libFuzzer's seed is fixed and each target stops
+# after a fixed number of inputs (about a minute each on a 2-core CI machine; 3 minutes at most).
+# The walk starts alike each time but is not bit-for-bit repeatable (two runs here differed in the
+# new inputs they kept).
 # Seeds: Tests/Fuzz/seeds/<target> (made by `reflow-fuzz seeds DIR`) and experiments/*.yaml.
 # The growing corpus stays in .build-fuzz/corpus; a crash, leak, timeout or out-of-memory input
 # is saved as fuzz-crashes/<target>-* and the script fails. Replay one without sanitizers:
