@@ -83,7 +83,7 @@ let package = Package(
 
         // Command-line flags shared by the tools.
         .target(name: "ReflowCLI",
-                dependencies: ["Experiments", "ConfigKit", "Reporting", "Flow", "Models",
+                dependencies: ["Experiments", "ConfigKit", "Reporting", "Flow", "Models", "NN", "TripletStore",
                                .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 swiftSettings: fast),
 
@@ -95,7 +95,7 @@ let package = Package(
         .executableTarget(name: "reflow", dependencies: tool, swiftSettings: fast),
         .executableTarget(name: "reflow-bench",
                           dependencies: ["NN", "Reporting", "Autograd", "TensorCore", "Models", "Flow", "Generation", "Formats",
-                                         "ConfigKit", "Experiments", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                                         "ConfigKit", "Experiments", "ReflowCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: fast),
         // Fuzz targets for the parsers of untrusted files (scripts/fuzz.sh builds it with
         // libFuzzer); the ordinary build is a tool that replays saved inputs.

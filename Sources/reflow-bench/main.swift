@@ -1,4 +1,5 @@
 import ArgumentParser
+import ReflowCLI
 import Autograd
 import Foundation
 import Reporting
@@ -34,7 +35,8 @@ struct ReflowBench: ParsableCommand {
         On a loaded machine run it niced (`nice -n -15`; with autogroup scheduling also \
         `echo -15 > /proc/self/autogroup` in the launching shell): PyTorch's OpenMP threads spin at \
         barriers and collapse (up to 10x) when another process takes a core.
-        """)
+        """,
+        version: ReflowVersion.string)
 
     enum ModelChoice: String, ExpressibleByArgument, CaseIterable {
         case mlp, conv, unetTrain = "unet-train", unetSample = "unet-sample", unetPairs = "unet-pairs", unet, all

@@ -21,7 +21,8 @@ struct ReflowDistill: ParsableCommand {
           --stage direct-distill.
         Outputs: <run>/<stage>.safetensors (EMA weights; metadata names the flow that made the pairs, its solver
         and guidance), samples/<stage>_<step>.png, checkpoints/<stage>.last.safetensors for --resume.
-        """)
+        """,
+        version: ReflowVersion.string)
 
     @OptionGroup var options: ConfigOptions
     @Option(name: .long, help: ArgumentHelp("Triplet file (repeatable). Default: <run>/pairs/reflow.h5.", valueName: "file.h5"))

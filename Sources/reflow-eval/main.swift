@@ -26,7 +26,8 @@ struct ReflowEval: ParsableCommand {
 
         Example: reflow-eval --config experiments/digits.yaml --checkpoint teacher=runs/digits/teacher.safetensors \
         --steps 1,2,4,25 --samples 1000 --seeds 0,1
-        """)
+        """,
+        version: ReflowVersion.string)
 
     @OptionGroup var options: ConfigOptions
     @OptionGroup var scoring: EvalOptions

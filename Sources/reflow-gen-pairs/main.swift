@@ -16,6 +16,7 @@ struct GenPairs: ParsableCommand {
         reflow-gen-pairs merge part0.h5 part1.h5 ... --output file.h5
         Flags of each: reflow-gen-pairs help generate, reflow-gen-pairs help merge.
         """,
+        version: ReflowVersion.string,
         subcommands: [Generate.self, Merge.self],
         defaultSubcommand: Generate.self)
 }

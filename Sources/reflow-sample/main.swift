@@ -18,7 +18,8 @@ struct ReflowSample: ParsableCommand {
         Example: reflow-sample runs/digits/teacher.safetensors --prompt "the number 7" --prompt "digit 3" \\
                    --per-prompt 8 --steps 25 --guidance 2 --output digits.png
         --interpolate N writes N frames between two noises for one prompt (spherical interpolation).
-        """)
+        """,
+        version: ReflowVersion.string)
 
     @Argument(help: "Model checkpoint (.safetensors written by reflow-train or reflow-distill).")
     var checkpoint: String

@@ -24,7 +24,8 @@ struct ReflowTrain: ParsableCommand {
         checkpoints/<stage>.last.safetensors (+ .state.safetensors for --resume), <stage>.safetensors (EMA weights).
         Every config key can be overridden: --set teacher.steps=500 --set model.channels=[32,64].
         List all keys with --help-config.
-        """)
+        """,
+        version: ReflowVersion.string)
 
     @OptionGroup var options: ConfigOptions
 

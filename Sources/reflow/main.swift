@@ -17,6 +17,7 @@ struct Reflow: ParsableCommand {
         reflow table --config experiments/quickstart.yaml [--json]           scores the run's checkpoints
         Flags of each: reflow help run, reflow help table.
         """,
+        version: ReflowVersion.string,
         subcommands: [Run.self, Table.self],
         defaultSubcommand: Run.self)
 }
