@@ -124,13 +124,22 @@ public enum H5 {
     /// The type class of attribute `name` and whether it is a variable-length string, read
     /// without touching its value (a variable-length value lives in the global heap).
     public static func attributeKind(_ obj: hid_t, _ name: String, _ path: String) throws -> (cls: H5T_class_t, variable: Bool)? {
+        try withAttribute(obj, name, path) { _, ftype in
+            let cls = H5Tget_class(ftype)
+            return (cls, cls == H5T_STRING && H5Tis_variable_str(ftype) > 0)
+        }
+    }
+
+    /// `body(attribute, its file type)` with both open (closed after), nil when there is no
+    /// attribute `name`.
+    static func withAttribute<T>(_ obj: hid_t, _ name: String, _ path: String,
+                                 _ body: (_ attr: hid_t, _ ftype: hid_t) throws -> T?) throws -> T? {
         guard hasAttribute(obj, name) else { return nil }
         let attr = try check(H5Aopen(obj, name, rf_H5P_DEFAULT()), path, "cannot open attribute '\(name)'")
         defer { H5Aclose(attr) }
         let ftype = try check(H5Aget_type(attr), path, "cannot read the type of attribute '\(name)'")
         defer { H5Tclose(ftype) }
-        let cls = H5Tget_class(ftype)
-        return (cls, cls == H5T_STRING && H5Tis_variable_str(ftype) > 0)
+        return try body(attr, ftype)
     }
 
     /// Longest string an attribute or a /text entry may hold: a damaged type must not make us
@@ -141,23 +150,20 @@ public enum H5 {
     /// Variable-length strings are never read (see `TripletFormat`: their heap crashes libhdf5
     /// when damaged).
     public static func readString(_ obj: hid_t, _ name: String, _ path: String) throws -> String? {
-        guard hasAttribute(obj, name) else { return nil }
-        let attr = try check(H5Aopen(obj, name, rf_H5P_DEFAULT()), path, "cannot open attribute '\(name)'")
-        defer { H5Aclose(attr) }
-        let ftype = try check(H5Aget_type(attr), path, "cannot read the type of attribute '\(name)'")
-        defer { H5Tclose(ftype) }
-        guard H5Tget_class(ftype) == H5T_STRING, H5Tis_variable_str(ftype) == 0 else { return nil }
-        let space = H5Aget_space(attr)
-        defer { H5Sclose(space) }
-        guard H5Sget_simple_extent_npoints(space) == 1 else { return nil }
-        let size = H5Tget_size(ftype)
-        guard size > 0, size <= maxStringBytes else {
-            throw DataError("\(path): attribute '\(name)' claims a string of \(size) bytes (corrupt file)")
+        try withAttribute(obj, name, path) { attr, ftype in
+            guard H5Tget_class(ftype) == H5T_STRING, H5Tis_variable_str(ftype) == 0 else { return nil }
+            let space = H5Aget_space(attr)
+            defer { H5Sclose(space) }
+            guard H5Sget_simple_extent_npoints(space) == 1 else { return nil }
+            let size = H5Tget_size(ftype)
+            guard size > 0, size <= maxStringBytes else {
+                throw DataError("\(path): attribute '\(name)' claims a string of \(size) bytes (corrupt file)")
+            }
+            // The file's own type as the memory type: same size, padding and character set, no conversion.
+            var buf = [UInt8](repeating: 0, count: size)
+            try check(H5Aread(attr, ftype, &buf), path, "cannot read attribute '\(name)'")
+            return try decodeFixed(buf[...], path, "attribute '\(name)'")
         }
-        // The file's own type as the memory type: same size, padding and character set, no conversion.
-        var buf = [UInt8](repeating: 0, count: size)
-        try check(H5Aread(attr, ftype, &buf), path, "cannot read attribute '\(name)'")
-        return try decodeFixed(buf[...], path, "attribute '\(name)'")
     }
 
     /// A fixed-length string's bytes (NUL-padded) as text; invalid UTF-8 is an error.
@@ -198,18 +204,15 @@ public enum H5 {
 
     /// An integer attribute of 1...16 elements (scalar or 1-D), nil when absent or of another kind.
     public static func readInts(_ obj: hid_t, _ name: String, _ path: String) throws -> [Int64]? {
-        guard hasAttribute(obj, name) else { return nil }
-        let attr = try check(H5Aopen(obj, name, rf_H5P_DEFAULT()), path, "cannot open attribute '\(name)'")
-        defer { H5Aclose(attr) }
-        let ftype = try check(H5Aget_type(attr), path, "cannot read the type of attribute '\(name)'")
-        defer { H5Tclose(ftype) }
-        let space = H5Aget_space(attr)
-        defer { H5Sclose(space) }
-        let n = Int(H5Sget_simple_extent_npoints(space))
-        guard H5Tget_class(ftype) == H5T_INTEGER, (1...16).contains(n) else { return nil }
-        var v = [Int64](repeating: 0, count: n)
-        try check(H5Aread(attr, rf_H5T_NATIVE_INT64(), &v), path, "cannot read attribute '\(name)'")
-        return v
+        try withAttribute(obj, name, path) { attr, ftype in
+            let space = H5Aget_space(attr)
+            defer { H5Sclose(space) }
+            let n = Int(H5Sget_simple_extent_npoints(space))
+            guard H5Tget_class(ftype) == H5T_INTEGER, (1...16).contains(n) else { return nil }
+            var v = [Int64](repeating: 0, count: n)
+            try check(H5Aread(attr, rf_H5T_NATIVE_INT64(), &v), path, "cannot read attribute '\(name)'")
+            return v
+        }
     }
 
     /// Writes an int64 attribute (scalar for one value, else 1-D) in place, creating it the first
