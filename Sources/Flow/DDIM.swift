@@ -40,7 +40,7 @@ public struct DDIM: DiffusionSampler {
     }
 
     public var name: String {
-        "ddim(\(steps), \(spacing.rawValue)\(spacing == .leading && stepsOffset != 0 ? "+\(stepsOffset)" : ""), \(prediction.rawValue))"
+        "ddim(\(steps), \(spacing.label(offset: stepsOffset)), \(prediction.rawValue))"
     }
 
     public var timesteps: [Int] {

@@ -49,7 +49,7 @@ public struct DPMSolverPP: DiffusionSampler {
     }
 
     public var name: String {
-        "dpm-solver++(2M, \(steps), \(spacing.rawValue)\(spacing == .leading && stepsOffset != 0 ? "+\(stepsOffset)" : ""), \(prediction.rawValue))"
+        "dpm-solver++(2M, \(steps), \(spacing.label(offset: stepsOffset)), \(prediction.rawValue))"
     }
 
     public var timesteps: [Int] {

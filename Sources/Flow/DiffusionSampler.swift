@@ -44,6 +44,11 @@ public enum TimestepSpacing: String, CaseIterable, Codable, Sendable {
     /// Multiples of T / N counted down from T, minus 1 (999, 959, ..., 39).
     case trailing
 
+    /// The spacing as sampler names show it: "leading+1" when an offset applies.
+    public func label(offset: Int) -> String {
+        self == .leading && offset != 0 ? "\(rawValue)+\(offset)" : rawValue
+    }
+
     public init(name: String) throws {
         guard let s = TimestepSpacing(rawValue: name) else {
             throw FlowError(op: "timestep spacing", "unknown spacing '\(name)'; valid: \(TimestepSpacing.allCases.map(\.rawValue).joined(separator: ", "))")
