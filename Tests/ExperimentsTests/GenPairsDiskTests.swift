@@ -68,12 +68,20 @@ final class GenPairsDiskTests: XCTestCase {
 
     /// Root ignores permissions, so as root the tool runs as user nobody (setpriv).
     func testReadOnlyOutputExitsOneAndKeepsRows() throws {
-        let (exe, dir, args) = try setUpJob("genpairs-readonly")
+        var (exe, dir, args) = try setUpJob("genpairs-readonly")
         let user: String? = geteuid() == 0 ? "65534" : nil
         let fm = FileManager.default
         if user != nil {
             guard fm.isExecutableFile(atPath: "/usr/bin/setpriv") else { throw XCTSkip("running as root without setpriv") }
             try fm.setAttributes([.posixPermissions: 0o777], ofItemAtPath: dir)  // nobody's run folder goes there
+            // The checkout may sit in a folder only root can enter (mktemp -d is 0700): give
+            // nobody its own copies of the tool and the config.
+            let tool = dir + "/reflow-gen-pairs", config = dir + "/toy2d.yaml"
+            try fm.copyItem(atPath: exe, toPath: tool)
+            try fm.copyItem(atPath: repoRoot + "/experiments/toy2d.yaml", toPath: config)
+            try fm.setAttributes([.posixPermissions: 0o644], ofItemAtPath: config)
+            exe = tool
+            args = args.map { $0 == repoRoot + "/experiments/toy2d.yaml" ? config : $0 }
         }
         let folder = dir + "/ro", out = folder + "/pairs.h5"
         try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
