@@ -3,6 +3,7 @@ import ReflowCLI
 import Experiments
 import Formats
 import Reporting
+import RunReport
 import Foundation
 import TensorCore
 
@@ -15,10 +16,11 @@ struct Reflow: ParsableCommand {
         discussion: """
         reflow --config experiments/quickstart.yaml [--set key=value ...]   runs the chain (= reflow run ...)
         reflow table --config experiments/quickstart.yaml [--json]           scores the run's checkpoints
-        Flags of each: reflow help run, reflow help table.
+        reflow report runs/quickstart                                         rewrites the run's report
+        Flags of each: reflow help run, reflow help table, reflow help report.
         """,
         version: ReflowVersion.string,
-        subcommands: [Run.self, Table.self],
+        subcommands: [Run.self, Table.self, Report.self],
         defaultSubcommand: Run.self)
 }
 
@@ -35,7 +37,8 @@ struct Run: ParsableCommand {
         interrupted stage resumes (training from its last checkpoint, pairs from the committed rows); a stage
         whose config changed is redone, and so is everything after it. Re-run the same command after any
         interruption. Outputs: <output_dir>/<name>/ with teacher/reflow/distill/direct-distill.safetensors,
-        pairs/*.h5, samples/*.png, metrics.jsonl, results.md and results.json.
+        pairs/*.h5, samples/*.png, metrics.jsonl, results.json, and the report: results.md and report.html
+        (table, side-by-side figure, loss and straightness curves, grids, timings, config; figures in report/).
         Example: reflow --config experiments/quickstart.yaml
         """)
 
@@ -63,7 +66,9 @@ struct Run: ParsableCommand {
             print("")
             print("sample grids:")
             for g in r.grids { print("  \(g)") }
-            print("results: \(r.resultsPath)  (chain wall time \(Progress.formatDuration(r.seconds)))")
+            let report = try pipeline.writeReport(r)
+            print("results: \(report.markdown)  (chain wall time \(Progress.formatDuration(r.seconds)))")
+            print("report: \(report.html)")
         } catch { exitWithError(error) }
     }
 }
@@ -112,6 +117,27 @@ struct Table: ParsableCommand {
                 Log.info("wrote \(path)")
             }
             print(scoring.json ? table.json() : table.markdown())
+        } catch { exitWithError(error) }
+    }
+}
+
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Rewrite a finished run's report (results.md and report.html) from its folder.",
+        discussion: """
+        Reads RUN_DIR/config.yaml, results.json, stages.json and metrics.jsonl and the checkpoints in \
+        RUN_DIR; draws the side-by-side figure and the straightness profiles again; prints the path of \
+        report.html. The chain writes the same report at its end.
+        """)
+
+    @Argument(help: "A run folder written by the chain, e.g. runs/quickstart.") var runDir: String
+
+    func run() throws {
+        do {
+            let files = try writeReport(runDirectory: runDir)
+            print("results: \(files.markdown)")
+            print("report: \(files.html)")
         } catch { exitWithError(error) }
     }
 }
