@@ -48,6 +48,9 @@ struct ReflowBench: ParsableCommand {
     @Option(name: .long, help: "Experiment config whose model the unet rows run.")
     var config: String = "experiments/fashion.yaml"
 
+    @Option(name: .long, help: "Run the unet rows on this checkpoint's weights (a trained teacher, 2-RF or student of --config's dataset) instead of a freshly initialised model.")
+    var checkpoint: String?
+
     @Option(name: .customLong("chain-dir"), help: "Keep the unet rows' model and inputs for the torch side in this folder (default: a temporary folder, removed).")
     var chainDir: String?
 
@@ -198,7 +201,7 @@ struct ReflowBench: ParsableCommand {
         }
         let chainKinds = ChainRow.Kind.allCases.filter { model == .all || model == .unet || model.rawValue == $0.rawValue }
         if !chainKinds.isEmpty {
-            let work = try ChainWorkload(configPath: config, folder: chainDir)
+            let work = try ChainWorkload(configPath: config, folder: chainDir, checkpoint: checkpoint)
             rows += chainKinds.map { ChainRow(kind: $0, work: work) }
         }
         return rows
