@@ -52,6 +52,9 @@ public func writeRunReport(_ r: RunReportInput) throws -> RunReportFiles {
             .figures([(s.path, "straightness along t")]),
         ]))
     }
+    let trajectories = try writeTrajectoryFigures(flows: r.straightness, prompts: r.prompts, perPrompt: min(r.imagesPerPrompt, 32),
+                                                  steps: r.straightnessSteps, seed: r.seed, runPath: r.runPath)
+    if !trajectories.isEmpty { sections.append(("Trajectories", [.figures(trajectories)])) }
     let rel = r.grids.map { relative($0, to: r.runPath) }
     let curves = rel.filter { $0.hasSuffix(".svg") }, grids = rel.filter { !$0.hasSuffix(".svg") }
     if !curves.isEmpty {
