@@ -38,6 +38,8 @@ public struct RunFolder: CustomStringConvertible {
             throw RunFolderError("invalid run name '\(name)'")
         }
         path = root.isEmpty ? name : (root.hasSuffix("/") ? root + name : root + "/" + name)
+        var isDir: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: path, isDirectory: &isDir) { RunFolder.created.insert(path) }
         for dir in [path, samplesPath, checkpointsPath] {
             do {
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -66,4 +68,31 @@ public struct RunFolder: CustomStringConvertible {
     public func openMetrics() throws -> MetricsLog { try MetricsLog(path: metricsPath) }
 
     public var description: String { path }
+
+    nonisolated(unsafe) private static var _created: Set<String> = []
+    private static let lock = NSLock()
+    /// Run folders this process created (not ones it reused).
+    static var created: Set<String> {
+        get { lock.lock(); defer { lock.unlock() }; return _created }
+        set { lock.lock(); _created = newValue; lock.unlock() }
+    }
+
+    /// Removes each run folder this process created that holds nothing but its config snapshot
+    /// and empty folders: a command that failed before doing any work leaves no run behind.
+    /// A folder with any other file (metrics, a checkpoint, a sample grid) is kept, and so is
+    /// every folder that existed before. Tools call it before exiting with an error; `under`
+    /// limits it to folders whose path starts with it (tests).
+    public static func removeUnusedNewFolders(under prefix: String = "") {
+        let fm = FileManager.default
+        for dir in created where dir.hasPrefix(prefix) {
+            guard let items = fm.enumerator(atPath: dir) else { continue }
+            var unused = true
+            for case let item as String in items where item != "config.yaml" {
+                var isDir: ObjCBool = false
+                if !fm.fileExists(atPath: dir + "/" + item, isDirectory: &isDir) || !isDir.boolValue { unused = false; break }
+            }
+            if unused { try? fm.removeItem(atPath: dir) }
+            created.remove(dir)
+        }
+    }
 }
