@@ -35,6 +35,8 @@ final class RunFolderTests: XCTestCase {
         let fm = FileManager.default
         let unused = try RunFolder(root: root, name: "unused")
         try unused.writeConfig("name: unused\n")
+        let newRoot = try RunFolder(root: root + "/new/runs", name: "unused")
+        try newRoot.writeConfig("name: unused\n")
         try fm.createDirectory(atPath: unused.file("pairs"), withIntermediateDirectories: true)
         let worked = try RunFolder(root: root, name: "worked")
         try worked.writeConfig("name: worked\n")
@@ -44,6 +46,7 @@ final class RunFolderTests: XCTestCase {
         try reused.writeConfig("name: old\n")
         RunFolder.removeUnusedNewFolders(under: root)
         XCTAssertFalse(fm.fileExists(atPath: unused.path))
+        XCTAssertFalse(fm.fileExists(atPath: root + "/new"))
         XCTAssertTrue(fm.fileExists(atPath: worked.file("samples/teacher_0.png")))
         XCTAssertTrue(fm.fileExists(atPath: worked.configPath))
         XCTAssertTrue(fm.fileExists(atPath: reused.configPath))
