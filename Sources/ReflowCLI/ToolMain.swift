@@ -22,7 +22,7 @@ extension ParsableCommand {
     public static func mainWithReflowErrors(configHelp: Bool = false, subcommandsWithoutConfig: Set<String> = []) {
         let args = Array(CommandLine.arguments.dropFirst())
         if configHelp, !(args.first.map(subcommandsWithoutConfig.contains) ?? false),
-           (args.firstIndex(of: "--") .map { args[..<$0] } ?? args[...]).contains("--help-config") {
+           (args.firstIndex(of: "--").map { args[..<$0] } ?? args[...]).contains("--help-config") {
             print(ConfigKit.configHelp(ExperimentConfig.self))
             Foundation.exit(0)
         }
