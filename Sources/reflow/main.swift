@@ -14,9 +14,11 @@ struct Reflow: ParsableCommand {
         commandName: "reflow",
         abstract: "Run the whole rectified-flow chain from one config, or print its results table.",
         discussion: """
-        reflow --config experiments/quickstart.yaml [--set key=value ...]   runs the chain (= reflow run ...)
-        reflow table --config experiments/quickstart.yaml [--json]           scores the run's checkpoints
-        reflow report runs/quickstart                                         rewrites the run's report
+        - reflow --config experiments/quickstart.yaml [--set key=value ...]: runs the chain \
+        (the same as reflow run ...)
+        - reflow table --config experiments/quickstart.yaml [--json]: scores the run's checkpoints
+        - reflow report runs/quickstart: writes the run's report again (results.md, report.html)
+
         Flags of each: reflow help run, reflow help table, reflow help report.
         """,
         version: ReflowVersion.string,
@@ -29,16 +31,20 @@ struct Run: ParsableCommand {
         commandName: "run",
         abstract: "Run every stage of the chain in order (the default command).",
         discussion: """
-        Stages: evaluator (only when checkpoints/evaluators/<dataset>.safetensors is missing), teacher,
-        pairs (teacher, with pairs.guidance), reflow (2-RF), pairs (2-RF, guidance 1: the teacher's guidance is
-        already in the 2-RF's weights), distill (one-step student of the 2-RF), direct-distill
-        (the same student from the teacher on the teacher's pairs: the ablation), eval.
-        A stage whose output exists and was made with the same config section and inputs is skipped; an
-        interrupted stage resumes (training from its last checkpoint, pairs from the committed rows); a stage
-        whose config changed is redone, and so is everything after it. Re-run the same command after any
-        interruption. Outputs: <output_dir>/<name>/ with teacher/reflow/distill/direct-distill.safetensors,
-        pairs/*.h5, samples/*.png, metrics.jsonl, results.json, and the report: results.md and report.html
+        Stages: evaluator (only when checkpoints/evaluators/<dataset>.safetensors is missing), teacher, \
+        pairs (teacher, with pairs.guidance), reflow (2-RF), pairs (2-RF, guidance 1: the teacher's guidance \
+        is already in the 2-RF's weights), distill (one-step student of the 2-RF), direct-distill (the same \
+        student from the teacher on the teacher's pairs: the ablation), eval.
+
+        A stage whose output exists and was made with the same config section and inputs is skipped; an \
+        interrupted stage resumes (training from its last checkpoint, pairs from the committed rows); a stage \
+        whose config changed is redone, and so is everything after it. Re-run the same command after any \
+        interruption.
+
+        Outputs: <output_dir>/<name>/ with teacher/reflow/distill/direct-distill.safetensors, pairs/*.h5, \
+        samples/*.png, metrics.jsonl, results.json, stages.json, and the report: results.md and report.html \
         (table, side-by-side figure, loss and straightness curves, grids, timings, config; figures in report/).
+
         Example: reflow --config experiments/quickstart.yaml
         """)
 
@@ -51,7 +57,7 @@ struct Run: ParsableCommand {
     @Flag(name: .long, help: "Print the results table as JSON instead of Markdown.") var json = false
 
     func run() throws {
-        if options.printedConfigHelp() { return }
+        options.applyLogLevel()
         do {
             let cfg = try options.load()
             let pipeline = try Pipeline(config: cfg)
@@ -98,7 +104,7 @@ struct Table: ParsableCommand {
     @Option(name: .long, help: "Guidance of the 2-RF (default 1: it was trained on guided pairs).") var reflowGuidance: Float?
 
     func run() throws {
-        if options.printedConfigHelp() { return }
+        options.applyLogLevel()
         do {
             let cfg = try options.load(extra: scoring.overrides)
             let pipeline = try Pipeline(config: cfg)
@@ -142,4 +148,4 @@ struct Report: ParsableCommand {
     }
 }
 
-Reflow.main()
+Reflow.mainWithReflowErrors(configHelp: true)
