@@ -15,10 +15,11 @@ struct Reflow: ParsableCommand {
         discussion: """
         reflow --config experiments/quickstart.yaml [--set key=value ...]   runs the chain (= reflow run ...)
         reflow table --config experiments/quickstart.yaml [--json]           scores the run's checkpoints
+        reflow serve runs/quickstart                                         a web page that draws images (help: reflow help serve)
         Flags of each: reflow help run, reflow help table.
         """,
         version: ReflowVersion.string,
-        subcommands: [Run.self, Table.self],
+        subcommands: [Run.self, Table.self, Serve.self],
         defaultSubcommand: Run.self)
 }
 
