@@ -22,7 +22,8 @@ public final class DemoServer: @unchecked Sendable {
     }
 
     /// Starts listening (port 0: any free port) and returns the page's URL.
-    public func start(host: String, port: UInt16) async throws -> String {
+    public func start(host requested: String, port: UInt16) async throws -> String {
+        let host = requested == "localhost" ? "127.0.0.1" : requested
         let address: any SocketAddress
         do {
             address = host.contains(":") ? try sockaddr_in6.inet6(ip6: host, port: port) : try sockaddr_in.inet(ip4: host, port: port)

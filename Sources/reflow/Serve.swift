@@ -12,18 +12,23 @@ struct Serve: ParsableCommand {
         commandName: "serve",
         abstract: "Serve a local web page and JSON API that draw images from checkpoints.",
         discussion: """
-        reflow serve runs/quickstart                  the run folder's student, 2-RF and teacher \
-        (distill, reflow, teacher, direct-distill .safetensors, those that exist)
-        reflow serve a.safetensors b.safetensors      explicit checkpoints, named by their stage
-        Open the printed URL. API: GET /api/models; POST /api/generate with a JSON object \
-        {"prompt": "the number 7", "model": "student", "steps": 1, "guidance": 1, "seed": 0, "count": 4} \
-        (all but prompt optional; "solver" too) answers {"image": "data:image/png;base64,...", "width", "height", \
-        "ms", "total_ms", "nfe", "checkpoint", "settings"}. The image is the grid reflow-sample writes for the same \
-        checkpoint, prompt, --per-prompt count, steps, solver, guidance and seed. Errors are JSON {"error", "field"}: \
-        400 for a bad field, 413 for a body over --max-body-bytes, 503 when --max-pending requests are in, \
-        504 past --time-limit. Defaults: a teacher samples as the config's sample section says; a 2-RF or student \
-        takes one eval.solver step (a student: its student_steps) without guidance. The config is --config, else \
-        the run folder's config.yaml, else the built-in defaults.
+        Examples:
+          reflow serve runs/quickstart
+          reflow serve --port 0 teacher.safetensors distill.safetensors
+
+        A run folder gives its student, 2-RF, teacher and direct student (distill, reflow, teacher and \
+        direct-distill .safetensors, those that exist); a file is named by its checkpoint's stage. Open the printed URL.
+
+        API: GET /api/models; POST /api/generate with a JSON object such as {"prompt": "the number 7", \
+        "model": "student", "steps": 1, "guidance": 1, "seed": 0, "count": 4} (all but prompt optional; "solver" too) \
+        answers {"image": "data:image/png;base64,...", "width", "height", "ms", "total_ms", "nfe", "checkpoint", \
+        "settings"}. The image is the grid reflow-sample writes for the same checkpoint, prompt, --per-prompt count, \
+        steps, solver, guidance and seed. Errors are JSON {"error", "field"}: 400 for a bad field, 413 for a body over \
+        --max-body-bytes, 503 when --max-pending requests are in, 504 past --time-limit.
+
+        Defaults: a teacher samples as the config's sample section says; a 2-RF or student takes one eval.solver \
+        step (a student: its student_steps) without guidance. The config is --config, else the run folder's \
+        config.yaml, else the built-in defaults.
         """)
 
     @Argument(help: "Checkpoints (.safetensors) or run folders.") var checkpoints: [String]
