@@ -53,7 +53,7 @@ public final class DemoServer: @unchecked Sendable {
     /// Serves until the process ends.
     public func wait() async throws { try await task?.value }
 
-    public func stop() async { await server?.stop(timeout: 1) }
+    public func stop() async { await server?.stop(timeout: 0) }
 
     /// Routes one request; every error is a JSON body {"error": ..., "field": ...}.
     func respond(_ request: HTTPRequest) async -> HTTPResponse {

@@ -36,6 +36,7 @@ final class ServeTests: XCTestCase {
         let models = try loadServedModels(try servedCheckpointPaths([dir.path]), config: cfg)
         let server = DemoServer(models: models, limits: limits, pairs: cfg.pairs)
         let url = try await server.start(host: "127.0.0.1", port: 0)
+        addTeardownBlock { await server.stop() }
         guard let client = DemoClient(url: url) else { throw XCTSkip("no port in \(url)") }
         return Fixture(dir: dir, server: server, client: client)
     }
@@ -51,7 +52,6 @@ final class ServeTests: XCTestCase {
 
     func testGeneratedImageIsReflowSamplesImage() async throws {
         let f = try await makeFixture()
-        defer { Task { await f.server.stop() } }
         let (status, j) = try await f.client.generate(["prompt": "the number 7", "model": "teacher", "steps": 4, "guidance": 2,
                                                        "seed": 11, "count": 3])
         XCTAssertEqual(status, 200, "\(j)")
@@ -84,7 +84,6 @@ final class ServeTests: XCTestCase {
 
     func testDefaultsAndOtherSeedsGiveOtherImages() async throws {
         let f = try await makeFixture()
-        defer { Task { await f.server.stop() } }
         let (s1, a) = try await f.client.generate(["prompt": "digit 3"])
         XCTAssertEqual(s1, 200, "\(a)")
         let settings = a["settings"] as? [String: Any] ?? [:]
@@ -103,7 +102,6 @@ final class ServeTests: XCTestCase {
 
     func testBadFieldsAreNamed() async throws {
         let f = try await makeFixture()
-        defer { Task { await f.server.stop() } }
         let cases: [([String: Any], String, String)] = [
             (["model": "student"], "prompt", "missing"),
             (["prompt": 7], "prompt", "must be a string"),
@@ -130,7 +128,6 @@ final class ServeTests: XCTestCase {
 
     func testTooLargeBodyIs413AndRoutesAreChecked() async throws {
         let f = try await makeFixture()
-        defer { Task { await f.server.stop() } }
         let big = try JSONSerialization.data(withJSONObject: ["prompt": String(repeating: "digit ", count: 2000)])
         let (status, data) = try await f.client.send("POST", "/api/generate", body: big)
         XCTAssertEqual(status, 413)
@@ -153,7 +150,6 @@ final class ServeTests: XCTestCase {
     func testTimeLimitIs504() async throws {
         // A limit that has passed before the solve starts: refused between function evaluations.
         let f = try await makeFixture(limits: ServeLimits(maxPending: 2, maxBodyBytes: 4096, timeLimit: 1e-6, maxCount: 8, maxSteps: 50))
-        defer { Task { await f.server.stop() } }
         let (status, j) = try await f.client.generate(["prompt": "digit 3"])
         XCTAssertEqual(status, 504)
         XCTAssertTrue((j["error"] as? String ?? "").contains("time limit: not answered within"), "\(j)")
@@ -161,7 +157,6 @@ final class ServeTests: XCTestCase {
 
     func testTimeLimitStopsASolveBetweenEvaluations() async throws {
         let f = try await makeFixture()
-        defer { Task { await f.server.stop() } }
         struct Stop: Error {}
         var calls = 0
         let teacher = f.server.models[1].model
