@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Headless-browser check of `reflow serve`: Debian's chromium loads the demo page, which submits
 # a prompt from its URL (generate=1), and the generated image must be in the page's DOM.
-# With --screenshot FILE it also saves a picture of the page (README: docs/serve_demo.png).
+# With --screenshot FILE it also saves a picture of the page after one request per model
+# (SHOT_MODELS, default teacher,2-rf,student; README: docs/serve_demo.png).
 #
 #   bash scripts/check_demo_browser.sh [--screenshot docs/serve_demo.png] [CHECKPOINT_OR_RUN ...]
 #
@@ -44,7 +45,10 @@ fi
 timing=$(grep -o '[0-9.]* ms to generate ([0-9.]* ms in the server)' "$tmp/dom.html" | head -1)
 echo "check_demo_browser: OK: chromium found the generated image in the DOM ($timing) at $page"
 if [ -n "$shot" ]; then
-    browse --screenshot="$tmp/shot.png" --window-size=1000,560 "$page" >/dev/null
+    # One request per model, newest first on the page (SHOT_MODELS: ids from /api/models).
+    shotpage="${url}?prompt=the+number+7&count=4&models=${SHOT_MODELS:-teacher,2-rf,student}"
+    browse --dump-dom "$shotpage" | grep -q '<img id="result-1" class="result"' || { echo "check_demo_browser: FAIL: no image at $shotpage" >&2; exit 1; }
+    browse --screenshot="$tmp/shot.png" --window-size=1150,520 "$shotpage" >/dev/null
     mkdir -p "$(dirname "$shot")" && mv "$tmp/shot.png" "$shot"
     echo "check_demo_browser: wrote $shot"
 fi

@@ -50,6 +50,16 @@ public final class DemoServer: @unchecked Sendable {
         throw ServeError(.internalServerError, "the server did not start listening on \(host):\(port) within 10 s")
     }
 
+    /// One 1-step image per model before serving: a model's first solve is several times slower
+    /// (buffers, the thread pool starting), and a person's first request should not pay for it.
+    public func warmUp() throws {
+        for m in models {
+            _ = try sampleGrid(m.model, prompts: [""], perPrompt: 1, seed: 0,
+                               solver: SolverSettings(kind: .euler, steps: 1, rtol: pairs.rtol, atol: pairs.atol),
+                               guidance: m.defaults.guidance, columns: nil)
+        }
+    }
+
     /// Serves until the process ends.
     public func wait() async throws { try await task?.value }
 

@@ -1,6 +1,7 @@
 /// The demo page: a form over POST /api/generate and the images it got, newest first, each with
 /// its time. Query parameters fill the form (prompt, model, solver, steps, guidance, seed, count)
-/// and `generate=1` submits it on load (for links and the headless-browser check).
+/// and `generate=1` submits it on load; `models=teacher,student` submits once per model with its
+/// defaults (for links, the headless-browser check and the README's screenshot).
 let demoPage = #"""
 <!doctype html>
 <html lang="en">
@@ -8,7 +9,7 @@ let demoPage = #"""
 <meta charset="utf-8">
 <title>reflow serve</title>
 <style>
-  body { font: 15px/1.4 system-ui, sans-serif; margin: 24px; color: #222; max-width: 980px; }
+  body { font: 15px/1.4 system-ui, sans-serif; margin: 24px; color: #222; max-width: 1100px; }
   h1 { font-size: 20px; margin: 0 0 4px; }
   .sub { color: #666; margin: 0 0 16px; }
   form { display: flex; flex-wrap: wrap; gap: 10px 16px; align-items: end; padding: 12px; background: #f4f4f6; border-radius: 8px; }
@@ -84,7 +85,7 @@ async function generate() {
     meta.innerHTML = "<span class=\"time\"></span><br><span class=\"what\"></span>";
     meta.querySelector(".time").textContent = j.ms.toFixed(1) + " ms to generate (" + j.total_ms.toFixed(1) + " ms in the server)";
     meta.querySelector(".what").textContent = "\u201c" + s.prompt + "\u201d \u00b7 " + s.model + " \u00b7 " + s.solver + " " + s.steps +
-      " step" + (s.steps > 1 ? "s" : "") + " \u00b7 guidance " + s.guidance + " \u00b7 seed " + s.seed + " \u00b7 " + j.nfe + " evaluations";
+      " step" + (s.steps > 1 ? "s" : "") + " \u00b7 guidance " + s.guidance + " \u00b7 seed " + s.seed + " \u00b7 " + j.nfe + " network evaluation" + (j.nfe > 1 ? "s" : "");
     card.append(img, meta);
     $("results").prepend(card);
   } catch (e) {
@@ -108,6 +109,12 @@ async function init() {
   $("model").addEventListener("change", applyDefaults);
   $("form").addEventListener("submit", (e) => { e.preventDefault(); generate(); });
   if (q.get("generate") === "1") await generate();
+  // models=a,b,...: one request per model with its defaults, in that order (a side-by-side view).
+  for (const id of (q.get("models") || "").split(",").filter((x) => x)) {
+    $("model").value = id;
+    applyDefaults();
+    await generate();
+  }
 }
 init().catch((e) => { $("error").textContent = "Cannot reach the server: " + e; });
 </script>

@@ -75,6 +75,7 @@ struct Serve: ParsableCommand {
             let limits = ServeLimits(maxPending: maxPending, maxBodyBytes: maxBodyBytes, timeLimit: timeLimit,
                                      maxCount: maxCount, maxSteps: maxSteps)
             server = DemoServer(models: models, limits: limits, pairs: cfg.pairs)
+            try server.warmUp()
             if let m = benchModel, !models.contains(where: { $0.id == m }) {
                 throw ValidationError("--bench-model \(m): not served; the models are \(models.map(\.id).joined(separator: ", "))")
             }
