@@ -30,6 +30,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        // HTTP for `reflow serve` only (small, no SwiftNIO): the Serving target and the reflow tool.
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
         // System libraries, found by pkg-config. Their macros reach Swift via shim getters.
@@ -87,6 +89,12 @@ let package = Package(
                                "Formats", "Autograd", "TensorCore"],
                 swiftSettings: fast),
 
+        // `reflow serve`: the web demo and its JSON API over FlyingFox, sampling as reflow-sample does.
+        .target(name: "Serving",
+                dependencies: ["Experiments", "Generation", "Reporting", "Models", "Flow", "Formats",
+                               .product(name: "FlyingFox", package: "FlyingFox")],
+                swiftSettings: fast),
+
         // Command-line flags shared by the tools.
         .target(name: "ReflowCLI",
                 dependencies: ["Experiments", "ConfigKit", "Reporting", "Flow", "Models", "NN", "TripletStore",
@@ -98,7 +106,7 @@ let package = Package(
         .executableTarget(name: "reflow-eval", dependencies: tool, swiftSettings: fast),
         .executableTarget(name: "reflow-gen-pairs", dependencies: tool, swiftSettings: fast),
         .executableTarget(name: "reflow-distill", dependencies: tool, swiftSettings: fast),
-        .executableTarget(name: "reflow", dependencies: tool, swiftSettings: fast),
+        .executableTarget(name: "reflow", dependencies: tool + ["Serving"], swiftSettings: fast),
         .executableTarget(name: "reflow-bench",
                           dependencies: ["NN", "Reporting", "Autograd", "TensorCore", "Models", "Flow", "Generation", "Formats",
                                          "ConfigKit", "Experiments", "ReflowCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -128,6 +136,10 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Autograd", "TensorCore", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: fast),
         .testTarget(name: "ConfigKitTests", dependencies: ["ConfigKit", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "ServingTests",
+                    dependencies: ["Serving", "Experiments", "Models", "Reporting", "Flow", "Formats", "TestSupport",
+                                   .product(name: "FlyingFox", package: "FlyingFox")],
+                    swiftSettings: fast),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Formats", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "RunReportTests", dependencies: ["RunReport", "Evaluation", "Reporting", "Formats", "Autograd", "TensorCore", "TestSupport"],
                     swiftSettings: fast),

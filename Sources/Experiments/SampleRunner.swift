@@ -32,25 +32,36 @@ public struct SampleRequest {
 public func runSample(_ r: SampleRequest) throws -> (nfe: Int, seconds: Double) {
     let (model, _) = try FlowModel.load(from: URL(fileURLWithPath: r.checkpoint))
     if !r.allowUnknown { try checkPromptWords(r.prompts, tokenizer: model.tokenizer) }
-    let shape = model.spec.itemShape
-    var prompts: [String]
-    var x0: Tensor
-    if r.interpolate > 0 {
-        guard r.prompts.count == 1 else { throw ModelError("--interpolate takes exactly one prompt, got \(r.prompts.count)") }
-        let ab = itemNoise(seed: r.seed, first: 0, count: 2, itemShape: shape)
-        x0 = try slerpFrames(ab.slice(axis: 0, range: 0..<1), ab.slice(axis: 0, range: 1..<2), frames: r.interpolate)
-        prompts = [String](repeating: r.prompts[0], count: r.interpolate)
-    } else {
-        prompts = r.prompts.flatMap { [String](repeating: $0, count: r.perPrompt) }
-        x0 = itemNoise(seed: r.seed, first: 0, count: prompts.count, itemShape: shape)
+    if r.interpolate == 0 {
+        let g = try sampleGrid(model, prompts: r.prompts, perPrompt: r.perPrompt, seed: r.seed, solver: r.solver,
+                               guidance: r.guidance, columns: r.columns)
+        try g.image.write(to: r.output)
+        return (g.nfe, g.seconds)
     }
+    guard r.prompts.count == 1 else { throw ModelError("--interpolate takes exactly one prompt, got \(r.prompts.count)") }
+    let ab = itemNoise(seed: r.seed, first: 0, count: 2, itemShape: model.spec.itemShape)
+    let x0 = try slerpFrames(ab.slice(axis: 0, range: 0..<1), ab.slice(axis: 0, range: 1..<2), frames: r.interpolate)
+    let prompts = [String](repeating: r.prompts[0], count: r.interpolate)
     let start = Date()
-    let solver = r.solver.makeSolver()
-    let (images, nfe) = try generate(model, x0: x0, prompts: prompts, solver: solver, guidance: r.guidance)
+    let (images, nfe) = try generate(model, x0: x0, prompts: prompts, solver: r.solver.makeSolver(), guidance: r.guidance)
     let secs = Date().timeIntervalSince(start)
-    let cols = r.columns ?? (r.interpolate > 0 ? r.interpolate : (r.perPrompt > 1 ? r.perPrompt : min(prompts.count, 10)))
-    try writeSampleImage(path: r.output, images: images, columns: cols)
+    try writeSampleImage(path: r.output, images: images, columns: r.columns ?? r.interpolate)
     return (nfe, secs)
+}
+
+/// `perPrompt` samples of each prompt (item i's noise from (seed, i)) as one picture: the grid
+/// `reflow-sample` writes and `reflow serve` sends. `seconds` times the solve alone.
+public func sampleGrid(_ model: FlowModel, prompts: [String], perPrompt: Int, seed: UInt64, solver: SolverSettings,
+                       guidance: Float, columns: Int?, interrupt: (() throws -> Void)? = nil)
+    throws -> (image: PNGImage, nfe: Int, seconds: Double) {
+    let all = prompts.flatMap { [String](repeating: $0, count: perPrompt) }
+    let x0 = itemNoise(seed: seed, first: 0, count: all.count, itemShape: model.spec.itemShape)
+    let start = Date()
+    let (images, nfe) = try generate(model, x0: x0, prompts: all, solver: solver.makeSolver(), guidance: guidance,
+                                     interrupt: interrupt)
+    let secs = Date().timeIntervalSince(start)
+    let cols = columns ?? (perPrompt > 1 ? perPrompt : min(all.count, 10))
+    return (try sampleImage(images: images, columns: cols), nfe, secs)
 }
 
 /// Solves a 2-D model's ODE for `perPrompt` items of each prompt and writes the trajectory plot.

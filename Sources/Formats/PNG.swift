@@ -35,13 +35,8 @@ public struct PNGImage: Sendable, Equatable {
         try self.init(width: width, height: height, channels: channels, pixels: px)
     }
 
-    /// Writes the image as PNG, atomically (a temporary file in the same folder, then rename).
-    public func write(to path: String) throws {
-        try atomicWrite(encoded(naming: path), to: path)
-    }
-
-    /// The PNG file's bytes (e.g. for a data: URL or an HTTP answer); `name` labels errors.
-    public func encoded(naming name: String = "image") throws -> Data {
+    /// The PNG file's bytes (what `write(to:)` writes; also served over HTTP).
+    public func encoded() throws -> Data {
         var img = png_image()
         img.version = UInt32(PNG_IMAGE_VERSION)
         img.width = UInt32(width)
@@ -53,13 +48,20 @@ public struct PNGImage: Sendable, Equatable {
         let sized = pixels.withUnsafeBytes { px in
             png_image_write_to_memory(&img, nil, &size, 0, px.baseAddress, 0, nil)
         }
-        guard sized != 0, size > 0 else { throw DataError("\(name): cannot encode PNG: \(message(&img))") }
+        guard sized != 0, size > 0 else { throw DataError("cannot encode PNG: \(message(&img))") }
         var out = [UInt8](repeating: 0, count: size)
         let ok = out.withUnsafeMutableBytes { o in
             pixels.withUnsafeBytes { px in png_image_write_to_memory(&img, o.baseAddress, &size, 0, px.baseAddress, 0, nil) }
         }
-        guard ok != 0 else { throw DataError("\(name): cannot encode PNG: \(message(&img))") }
+        guard ok != 0 else { throw DataError("cannot encode PNG: \(message(&img))") }
         return Data(out[0..<size])
+    }
+
+    /// Writes the image as PNG, atomically (a temporary file in the same folder, then rename).
+    public func write(to path: String) throws {
+        let data: Data
+        do { data = try encoded() } catch let e as DataError { throw DataError("\(path): \(e.message)") }
+        try atomicWrite(data, to: path)
     }
 
     /// Reads an 8-bit gray or RGB view of any PNG (alpha composited on black, 16-bit reduced).

@@ -27,9 +27,10 @@ public func itemNoise(seed: UInt64, first: Int, count: Int, itemShape: [Int]) ->
     return Tensor(shape: [count] + itemShape, storage: s)
 }
 
-/// Solves the model's ODE from x0 for the prompts (no gradients), in batches.
+/// Solves the model's ODE from x0 for the prompts (no gradients), in batches. `interrupt` runs
+/// before each function evaluation; what it throws ends the solve there (a server's time limit).
 public func generate(_ model: FlowModel, x0: Tensor, prompts: [String], solver: ODESolver, guidance: Float,
-                     batchSize: Int = 256) throws -> (images: Tensor, nfe: Int) {
+                     batchSize: Int = 256, interrupt: (() throws -> Void)? = nil) throws -> (images: Tensor, nfe: Int) {
     let n = x0.shape[0]
     guard prompts.count == n else {
         throw ShapeError(op: "generate", "\(prompts.count) prompts for \(n) noise items")
@@ -42,7 +43,11 @@ public func generate(_ model: FlowModel, x0: Tensor, prompts: [String], solver: 
         var lo = 0
         while lo < n {
             let hi = min(n, lo + batchSize)
-            let v = try guidedVelocity(model, prompts: Array(prompts[lo..<hi]), guidance: guidance)
+            var v = try guidedVelocity(model, prompts: Array(prompts[lo..<hi]), guidance: guidance)
+            if let interrupt {
+                let inner = v
+                v = { x, t in try interrupt(); return try inner(x, t) }
+            }
             let r = try solver.solve(v, x0: x0.slice(axis: 0, range: lo..<hi), record: false)
             parts.append(r.x)
             nfe = max(nfe, r.nfe)

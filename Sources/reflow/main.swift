@@ -18,11 +18,12 @@ struct Reflow: ParsableCommand {
         (the same as reflow run ...)
         - reflow table --config experiments/quickstart.yaml [--json]: scores the run's checkpoints
         - reflow report runs/quickstart: writes the run's report again (results.md, report.html)
+        - reflow serve runs/quickstart: a local web page that draws images from the run's models
 
-        Flags of each: reflow help run, reflow help table, reflow help report.
+        Flags of each: reflow help run, reflow help table, reflow help report, reflow help serve.
         """,
         version: ReflowVersion.string,
-        subcommands: [Run.self, Table.self, Report.self],
+        subcommands: [Run.self, Table.self, Report.self, Serve.self],
         defaultSubcommand: Run.self)
 }
 

@@ -35,15 +35,6 @@ func randomTeacher(_ p: Pipeline, path: String, seed: UInt64 = 3) throws {
     try model.save(to: URL(fileURLWithPath: path), stage: "teacher", step: 0)
 }
 
-/// A tool built next to the test bundle (swift build --build-tests builds them all).
-func builtTool(_ name: String) -> String? {
-    let main = URL(fileURLWithPath: Bundle.main.bundlePath)
-    let here = Bundle(for: ChainTests.self).bundleURL
-    return [main, main.deletingLastPathComponent(), here, here.deletingLastPathComponent()]
-        .map { $0.path + "/" + name }
-        .first { FileManager.default.isExecutableFile(atPath: $0) }
-}
-
 func assertSamePairs(_ a: PairsFile, _ b: PairsFile, file: StaticString = #filePath, line: UInt = #line) {
     XCTAssertEqual(a.count, b.count, "row counts", file: file, line: line)
     XCTAssertEqual(a.itemShape, b.itemShape, file: file, line: line)

@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import Experiments
 import TripletStore
 import Reporting

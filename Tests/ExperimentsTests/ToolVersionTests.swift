@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 
 /// Every tool answers `--version` alike, with the versions of the formats it writes.
 final class ToolVersionTests: XCTestCase {
