@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 
 /// What a person sees from the built tools: every message is checked by its exact text and exit
 /// code (usage errors 64, runtime failures 1, both `error: ...` on stderr).
