@@ -35,23 +35,26 @@ func writeTrajectoryFigures(flows: [ReportFlow], prompts: [String], perPrompt: I
 /// prompt, ticks on both axes, a legend.
 func trajectorySVG(title: String, paths: [[(Double, Double)]], labels: [Int], names: [String], size: Int = 420) -> String {
     let colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
-    let extent = 2.4, left = 50.0, top = 36.0, plot = Double(size) - 90, legend = 190.0
+    let extent = 2.4, left = 60.0, top = 36.0, plot = Double(size) - 90, legend = 190.0
     func px(_ x: Double) -> String { String(format: "%.1f", left + (x + extent) / (2 * extent) * plot) }
     func py(_ y: Double) -> String { String(format: "%.1f", top + (extent - y) / (2 * extent) * plot) }
     var s = ["<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(left + plot + legend))\" height=\"\(size)\" font-family=\"sans-serif\" font-size=\"12\">",
              "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
              "<text x=\"\(px(0))\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">\(html(title))</text>",
+             "<defs><clipPath id=\"plot\"><rect x=\"\(left)\" y=\"\(top)\" width=\"\(plot)\" height=\"\(plot)\"/></clipPath></defs>",
              "<rect x=\"\(left)\" y=\"\(top)\" width=\"\(plot)\" height=\"\(plot)\" fill=\"none\" stroke=\"black\"/>"]
     for v in stride(from: -2.0, through: 2.0, by: 1.0) {
         s.append("<line x1=\"\(px(v))\" y1=\"\(top + plot)\" x2=\"\(px(v))\" y2=\"\(top + plot + 5)\" stroke=\"black\"/><text x=\"\(px(v))\" y=\"\(top + plot + 18)\" text-anchor=\"middle\">\(Int(v))</text>")
         s.append("<line x1=\"\(left - 5)\" y1=\"\(py(v))\" x2=\"\(left)\" y2=\"\(py(v))\" stroke=\"black\"/><text x=\"\(left - 8)\" y=\"\(py(v))\" dy=\"4\" text-anchor=\"end\">\(Int(v))</text>")
     }
-    s.append("<text x=\"\(px(0))\" y=\"\(size - 8)\" text-anchor=\"middle\">x₁</text><text x=\"14\" y=\"\(py(0))\" text-anchor=\"middle\">x₂</text>")
+    s.append("<text x=\"\(px(0))\" y=\"\(size - 8)\" text-anchor=\"middle\">x₁</text><text x=\"14\" y=\"\(py(0))\" dy=\"4\" text-anchor=\"middle\">x₂</text>")
+    s.append("<g clip-path=\"url(#plot)\">")
     for (k, p) in paths.enumerated() where !p.isEmpty {
         let c = colours[(k < labels.count ? labels[k] : 0) % colours.count]
         s.append("<polyline fill=\"none\" stroke=\"\(c)\" stroke-opacity=\"0.45\" points=\"" + p.map { "\(px($0.0)),\(py($0.1))" }.joined(separator: " ") + "\"/>")
         s.append("<circle cx=\"\(px(p[0].0))\" cy=\"\(py(p[0].1))\" r=\"1.5\" fill=\"#888\"/><circle cx=\"\(px(p.last!.0))\" cy=\"\(py(p.last!.1))\" r=\"2\" fill=\"\(c)\"/>")
     }
+    s.append("</g>")
     s.append("<circle cx=\"\(left + plot + 16)\" cy=\"\(top + 10)\" r=\"3\" fill=\"#888\"/><text x=\"\(left + plot + 26)\" y=\"\(top + 14)\">noise (t = 0)</text>")
     for (k, name) in names.enumerated() {
         let y = top + 30 + Double(k) * 18
