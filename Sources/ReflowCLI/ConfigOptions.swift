@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ConfigKit
+import Distributed
 import Experiments
 import Reporting
 
@@ -30,9 +31,10 @@ public struct ConfigOptions: ParsableArguments {
     }
 
     /// Prints every config key when --help-config was given; the tool then returns. Also applies
-    /// --quiet (every tool calls this first).
+    /// --quiet and, under mpirun, the ranks' logging (every tool calls this first).
     public func printedConfigHelp() -> Bool {
         if quiet { Log.level = .warning }
+        setUpRanks()
         if helpConfig { print(configHelp(ExperimentConfig.self)) }
         return helpConfig
     }
@@ -44,7 +46,8 @@ public struct ConfigOptions: ParsableArguments {
 }
 
 /// Prints an error the way every tool does, and exits 1 (no stack trace for user errors).
+/// Under mpirun it ends every rank: the others would wait for this one forever.
 public func exitWithError(_ error: Error) -> Never {
     Log.error("\(error)")
-    exit(1)
+    Communicator.world.abort(code: 1)
 }

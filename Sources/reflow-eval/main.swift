@@ -47,6 +47,7 @@ struct ReflowEval: ParsableCommand {
     func run() throws {
         if options.printedConfigHelp() { return }
         do {
+            try requireOneRank("reflow-eval")
             var extra = scoring.overrides
             if let solver { extra.append("eval.solver=\(solver.rawValue)") }
             if let guidance { extra.append(listOverride("eval.guidance", guidance)) }

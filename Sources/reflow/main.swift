@@ -50,6 +50,7 @@ struct Run: ParsableCommand {
     func run() throws {
         if options.printedConfigHelp() { return }
         do {
+            try requireOneRank("reflow (the chain)")
             let cfg = try options.load()
             let pipeline = try Pipeline(config: cfg)
             var o = ChainOptions()
@@ -95,6 +96,7 @@ struct Table: ParsableCommand {
     func run() throws {
         if options.printedConfigHelp() { return }
         do {
+            try requireOneRank("reflow table")
             let cfg = try options.load(extra: scoring.overrides)
             let pipeline = try Pipeline(config: cfg)
             var r = pipeline.chainEvalRequest(evaluator: scoring.evaluator, secondEvaluator: scoring.secondEvaluator)
