@@ -180,17 +180,21 @@ public final class Trainer {
         var lastLoss = Double.nan
         var step = start
         let started = Date()
-        var reduceSeconds = 0.0, reduceBytes = 0
+        var reduceSeconds = 0.0, waitSeconds = 0.0, reduceBytes = 0
         let share = Float(comm.slice(of: s.batchSize).count) / Float(s.batchSize)
         while step < s.steps {
             optimizer.lr = schedule.lr(at: step)
             var loss = try trainStep(step: step)
             if comm.isDistributed {
-                // The global batch's mean gradient and loss, the same on every rank.
+                // The global batch's mean gradient and loss, the same on every rank. The barrier
+                // first separates waiting for the slowest rank from the transfer in the metrics.
                 let t0 = Date()
+                comm.barrier()
+                let t1 = Date()
                 var extra = [loss]
                 reduceBytes = averageGradients(params, weight: share, extra: &extra, comm: comm)
-                reduceSeconds += Date().timeIntervalSince(t0)
+                waitSeconds += t1.timeIntervalSince(t0)
+                reduceSeconds += Date().timeIntervalSince(t1)
                 loss = extra[0]
             }
             let gnorm = s.gradClip > 0 ? clipGradNorm(params, maxNorm: Double(s.gradClip)) : gradNorm(params)
@@ -210,8 +214,9 @@ public final class Trainer {
                 var values = [("loss", lastLoss), ("grad_norm", gnorm), ("lr", optimizer.lr),
                               ("steps_per_s", Double(step - start) / max(elapsed, 1e-9))]
                 if comm.isDistributed {
-                    // Seconds per step in the allreduce (waiting for the slowest rank included).
+                    // Seconds per step waiting for the slowest rank, then in the allreduce itself.
                     values += [("ranks", Double(comm.size)), ("allreduce_bytes", Double(reduceBytes)),
+                               ("wait_s_per_step", waitSeconds / Double(step - start)),
                                ("allreduce_s_per_step", reduceSeconds / Double(step - start))]
                 }
                 try metrics.log(step: step, values, extra: [("stage", .string(options.stage))])
