@@ -78,7 +78,7 @@ let package = Package(
                 swiftSettings: fast),
         // Scoring: Frechet distance, prompt accuracy, straightness, distillation error, the results table.
         .target(name: "Evaluation",
-                dependencies: ["Generation", "Reporting", "Models", "Flow", "Datasets", "Formats", "Autograd", "TensorCore"],
+                dependencies: ["Distributed", "Generation", "Reporting", "Models", "Flow", "Datasets", "Formats", "Autograd", "TensorCore"],
                 swiftSettings: fast),
         // The experiment schema, the stages and the chain that runs them.
         .target(name: "Experiments",

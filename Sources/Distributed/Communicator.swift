@@ -102,6 +102,19 @@ public final class Communicator: @unchecked Sendable {
         }
     }
 
+    /// Every rank's `counts[rank]` floats from `mine`, concatenated in rank order into `out` (which
+    /// holds the sum of `counts`) on every rank: copies, no arithmetic, so the result is bit-exact.
+    public func allgather(_ mine: UnsafePointer<Float>, counts: [Int], into out: UnsafeMutablePointer<Float>) {
+        precondition(counts.count == size, "allgather: \(counts.count) counts for \(size) ranks")
+        guard isDistributed else { out.update(from: mine, count: counts[0]); return }
+        precondition(counts.reduce(0, +) <= Int(Int32.max), "allgather: more than 2^31 floats")
+        var displs: [Int32] = [], at: Int32 = 0
+        for c in counts { displs.append(at); at += Int32(c) }
+        let c32 = counts.map { Int32($0) }
+        Communicator.check(MPI_Allgatherv(mine, c32[rank], rf_MPI_FLOAT(), out, c32, displs, rf_MPI_FLOAT(),
+                                          rf_MPI_COMM_WORLD()), "MPI_Allgatherv")
+    }
+
     /// Waits until every rank has arrived.
     public func barrier() {
         guard isDistributed else { return }

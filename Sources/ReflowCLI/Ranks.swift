@@ -21,7 +21,7 @@ func setUpRanks() {
 public func requireOneRank(_ what: String) throws {
     let w = Communicator.world
     guard w.isDistributed else { return }
-    throw ModelError("\(what) does not split its work over MPI ranks; run it without mpirun (mpirun -np \(w.size) works with reflow-train, reflow-distill and reflow-gen-pairs)")
+    throw ModelError("\(what) does not split its work over MPI ranks; run it without mpirun (mpirun -np \(w.size) works with reflow-train, reflow-distill, reflow-gen-pairs and reflow-eval)")
 }
 
 /// Prints a result line on stdout once per job (rank 0).

@@ -173,6 +173,9 @@ public final class Trainer {
             Log.note("starting \(options.stage) from scratch; pass --resume to continue \(checkpointURL.path)")
         }
         try checkRanksAgree(step: start)
+        if comm.isDistributed && model.spec.dropout > 0 && root {
+            Log.warning("\(options.stage): model.dropout \(model.spec.dropout) draws its masks from each rank's own generator: \(comm.size) ranks will not equal one process")
+        }
         let metrics = root ? try options.run.openMetrics() : nil
         let progress = Progress(total: s.steps, label: options.stage, startStep: start,
                                 output: root ? nil : { _ in })

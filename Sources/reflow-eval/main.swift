@@ -47,7 +47,6 @@ struct ReflowEval: ParsableCommand {
     func run() throws {
         if options.printedConfigHelp() { return }
         do {
-            try requireOneRank("reflow-eval")
             var extra = scoring.overrides
             if let solver { extra.append("eval.solver=\(solver.rawValue)") }
             if let guidance { extra.append(listOverride("eval.guidance", guidance)) }
@@ -59,7 +58,7 @@ struct ReflowEval: ParsableCommand {
                 return (URL(fileURLWithPath: c).deletingPathExtension().lastPathComponent, c)
             }
             let table = try pipeline.evaluate(checkpoints: cps, evaluator: scoring.evaluator, secondEvaluator: scoring.secondEvaluator)
-            print(scoring.json ? table.json() : table.markdown())
+            printResult(scoring.json ? table.json() : table.markdown())
         } catch { exitWithError(error) }
     }
 }

@@ -11,8 +11,9 @@ func mpirunPath() -> String? {
     return dirs.map { "\($0)/mpirun" }.first { FileManager.default.isExecutableFile(atPath: $0) }
 }
 
-/// Starts `exe args` directly (ranks = 0) or under `mpirun -np ranks`; stderr goes to `log`.
-func launchTool(_ exe: String, _ args: [String], ranks: Int = 0, log: String) throws -> Process {
+/// Starts `exe args` in the repository directly (ranks = 0) or under `mpirun -np ranks`; stderr
+/// goes to `log`, stdout to `output` (or nowhere).
+func launchTool(_ exe: String, _ args: [String], ranks: Int = 0, log: String, output: String? = nil) throws -> Process {
     let p = Process()
     if ranks > 0 {
         guard let mpirun = mpirunPath() else { throw XCTSkip("mpirun not found: install openmpi-bin (scripts/setup.sh does)") }
@@ -25,7 +26,13 @@ func launchTool(_ exe: String, _ args: [String], ranks: Int = 0, log: String) th
         p.executableURL = URL(fileURLWithPath: exe)
         p.arguments = args
     }
-    p.standardOutput = FileHandle.nullDevice
+    p.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
+    if let output {
+        FileManager.default.createFile(atPath: output, contents: nil)
+        p.standardOutput = FileHandle(forWritingAtPath: output)
+    } else {
+        p.standardOutput = FileHandle.nullDevice
+    }
     FileManager.default.createFile(atPath: log, contents: nil)
     p.standardError = FileHandle(forWritingAtPath: log)
     try p.run()
@@ -34,9 +41,9 @@ func launchTool(_ exe: String, _ args: [String], ranks: Int = 0, log: String) th
 
 /// Runs to the end (at most `timeout` s, then kills it and fails); returns the exit status.
 @discardableResult
-func runTool(_ exe: String, _ args: [String], ranks: Int = 0, log: String, timeout: Double = 120,
+func runTool(_ exe: String, _ args: [String], ranks: Int = 0, log: String, output: String? = nil, timeout: Double = 120,
              file: StaticString = #filePath, line: UInt = #line) throws -> Int32 {
-    let p = try launchTool(exe, args, ranks: ranks, log: log)
+    let p = try launchTool(exe, args, ranks: ranks, log: log, output: output)
     let deadline = Date().addingTimeInterval(timeout)
     while p.isRunning && Date() < deadline { usleep(2000) }
     if p.isRunning {
@@ -124,6 +131,36 @@ final class MPITests: XCTestCase {
         XCTAssertEqual(a.attributes, b.attributes)
         let left = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("two.h5.part-") }
         XCTAssertEqual(left, [], "the parts are removed after the merge")
+    }
+
+    /// reflow-eval with the samples split over 2 ranks prints the table one process prints (all
+    /// but images/s, a timing): the ranks solve whole batches and gather the images bit for bit.
+    func testTwoRankEvalEqualsOneProcess() throws {
+        guard mpirunPath() != nil else { throw XCTSkip("mpirun not found: install openmpi-bin (scripts/setup.sh does)") }
+        guard let train = builtTool("reflow-train"), let eval = builtTool("reflow-eval") else {
+            throw XCTSkip("tools not built next to the tests")
+        }
+        let dir = tempDir("mpi-eval")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try runTool(train, teacherArgs(dir + "/t", steps: 2), log: dir + "/t.log")
+        // 150 samples in batches of 64: rank 0 solves 64, rank 1 the other 86 (two batches).
+        let args = ["--config", repoRoot + "/experiments/quickstart.yaml", "--set", "output_dir=\(dir)/t",
+                    "--checkpoint", dir + "/t/quickstart/teacher.safetensors", "--steps", "1,3", "--set", "eval.samples=150",
+                    "--set", "eval.seeds=[0]", "--batch-size", "64", "--straightness", "0", "--threads", "1", "--json"]
+        try runTool(eval, args, log: dir + "/one.log", output: dir + "/one.json")
+        try runTool(eval, args, ranks: 2, log: dir + "/two.log", output: dir + "/two.json")
+        func table(_ path: String) throws -> NSDictionary {
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
+            func strip(_ v: Any) -> Any {
+                if let d = v as? [String: Any] { return d.filter { $0.key != "imagesPerSecond" }.mapValues(strip) }
+                if let a = v as? [Any] { return a.map(strip) }
+                return v
+            }
+            return try XCTUnwrap(strip(json) as? [String: Any]) as NSDictionary
+        }
+        let one = try table(dir + "/one.json"), two = try table(dir + "/two.json")
+        XCTAssertEqual((one["rows"] as? [Any])?.count, 2)
+        XCTAssertEqual(one, two)
     }
 }
 
