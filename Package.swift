@@ -13,7 +13,7 @@ let fast: [SwiftSetting] = [
 ]
 
 // What every thin command-line tool links.
-let tool: [Target.Dependency] = ["Experiments", "Distributed", "ReflowCLI", "ConfigKit", "Generation", "Reporting", "Flow", "Models", "Formats", "TripletStore", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+let tool: [Target.Dependency] = ["Experiments", "Distributed", "RunReport", "ReflowCLI", "ConfigKit", "Generation", "Reporting", "Flow", "Models", "Formats", "TripletStore", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
 
 let package = Package(
     name: "Reflow",
@@ -86,6 +86,12 @@ let package = Package(
                                "Datasets", "TripletStore", "Formats", "Autograd", "TensorCore"],
                 swiftSettings: fast),
 
+        // The run report: results.md and report.html with the table, figures, curves, timings.
+        .target(name: "RunReport",
+                dependencies: ["Experiments", "Evaluation", "Generation", "Reporting", "ConfigKit", "Datasets", "Flow", "Models",
+                               "Formats", "Autograd", "TensorCore"],
+                swiftSettings: fast),
+
         // Command-line flags shared by the tools.
         .target(name: "ReflowCLI",
                 dependencies: ["Experiments", "Distributed", "ConfigKit", "Reporting", "Flow", "Models", "NN", "TripletStore",
@@ -128,8 +134,10 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: fast),
         .testTarget(name: "ConfigKitTests", dependencies: ["ConfigKit", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Formats", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "RunReportTests", dependencies: ["RunReport", "Evaluation", "Reporting", "Formats", "Autograd", "TensorCore", "TestSupport"],
+                    swiftSettings: fast),
         .testTarget(name: "ExperimentsTests",
-                    dependencies: ["Experiments", "Training", "Evaluation", "Generation", "Reporting", "ConfigKit", "Datasets",
+                    dependencies: ["Experiments", "RunReport", "Training", "Evaluation", "Generation", "Reporting", "ConfigKit", "Datasets",
                                    "TripletStore", "Formats", "Models", "NN", "Flow", "Autograd", "TensorCore", "TestSupport"],
                     swiftSettings: fast),
     ],

@@ -106,7 +106,6 @@ public struct ChainStageReport: Codable {
 public struct ChainResult {
     public var stages: [ChainStageReport]
     public var table: ChainTable
-    public var resultsPath: String
     public var grids: [String]
     public var seconds: Double
 }
@@ -204,8 +203,8 @@ extension Pipeline {
                                 seconds: Date().timeIntervalSince(t0), output: url.path, note: note == "resuming" ? "" : note)
     }
 
-    /// Runs the chain, skipping what is up to date; writes results.md/results.json in the run
-    /// folder and returns the table.
+    /// Runs the chain, skipping what is up to date; writes results.json and stages.json in the
+    /// run folder (RunReport's `writeReport` turns them into results.md and report.html).
     public func runChain(_ o: ChainOptions = ChainOptions()) throws -> ChainResult {
         let started = Date()
         var reports: [ChainStageReport] = []
@@ -329,12 +328,20 @@ extension Pipeline {
         for stage in ["teacher", "reflow", "distill", "direct-distill"] {
             if let g = lastGrid(stage: stage) { grids.append(g) }
         }
-        try run.writeResults(chainResultsMarkdown(table: table, stages: reports, seconds: seconds, grids: grids))
-        return ChainResult(stages: reports, table: table, resultsPath: run.resultsPath, grids: grids, seconds: seconds)
+        // A skipped stage keeps the record of the invocation that made it: that time is the one a reader wants.
+        let old = (try? JSONDecoder().decode([ChainStageReport].self, from: Data(contentsOf: URL(fileURLWithPath: stagesPath)))) ?? []
+        let kept = reports.map { r in r.status != "skipped" ? r : old.first { $0.name == r.name && $0.status != "skipped" } ?? r }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try atomicWrite(enc.encode(kept), to: stagesPath)
+        return ChainResult(stages: reports, table: table, grids: grids, seconds: seconds)
     }
 
+    /// `stages.json`: the stage timings of the last invocation (the run report lists them).
+    public var stagesPath: String { run.file("stages.json") }
+
     /// The newest training grid of a stage (samples/<stage>_<step>.png).
-    func lastGrid(stage: String) -> String? {
+    public func lastGrid(stage: String) -> String? {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: run.samplesPath)) ?? []
         let mine = files.filter {
             $0.hasPrefix(stage + "_") && $0.hasSuffix(".png") && Int($0.dropFirst(stage.count + 1).dropLast(4)) != nil
@@ -357,19 +364,6 @@ extension Pipeline {
     public func evaluateChain(_ r: ChainEvalRequest) throws -> ChainTable {
         try EvalContext(test: loadDataset(.test), train: loadDataset(.train), evaluator: r.evaluator,
                         secondEvaluator: r.secondEvaluator, samples: r.samples).evaluateChain(r)
-    }
-
-    func chainResultsMarkdown(table: ChainTable, stages: [ChainStageReport], seconds: Double, grids: [String]) -> String {
-        var s = "# \(config.name): the rectified-flow chain on \(config.dataset.name.rawValue)\n\n"
-        s += table.markdown() + "\n\n"
-        s += "## Stages (this invocation, \(Progress.formatDuration(seconds)) wall time, \(config.threads) threads)\n\n"
-        s += "| stage | status | time | output | note |\n|---|---|---:|---|---|\n"
-        for r in stages {
-            s += "| \(r.name) | \(r.status) | \(r.status == "skipped" ? "–" : Progress.formatDuration(r.seconds)) | \(r.output) | \(r.note) |\n"
-        }
-        s += "\n## Sample grids\n\n" + grids.map { "- \($0)" }.joined(separator: "\n") + "\n"
-        s += "\nConfig: \(run.configPath)\n"
-        return s
     }
 }
 

@@ -21,7 +21,7 @@ extension Pipeline {
     /// describes (same item shape as the dataset, same architecture as the `model` section).
     func loadInitModel(_ path: String, role: String) throws -> (FlowModel, Dataset) {
         guard FileManager.default.fileExists(atPath: path) else {
-            throw ModelError("\(role) checkpoint \(path) not found (train it first: reflow-train --stage teacher, or the chain: reflow --config ...)")
+            throw ModelError("\(role) checkpoint \(path) not found; \(Pipeline.howToMake(checkpoint: path))")
         }
         let (model, _) = try FlowModel.load(from: URL(fileURLWithPath: path))
         let train = try loadDataset(.train)
@@ -33,6 +33,18 @@ extension Pipeline {
             throw ModelError("\(role) checkpoint \(path) does not match the config's model: \(specDifferences(model.spec, want)) (checkpoint vs config); the new network starts from these weights, so its shapes must be the same")
         }
         return (model, train)
+    }
+
+    /// The command that makes a missing checkpoint, judged by its name: `teacher.safetensors`
+    /// is the teacher; any other flow (reflow, reflow3, ...) is a k-RF trained on pairs.
+    static func howToMake(checkpoint path: String) -> String {
+        let chain = "or run the whole chain: reflow --config <config>"
+        if URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent == "teacher" {
+            return "make it with: reflow-train --config <config> --stage teacher, \(chain)"
+        }
+        return "it is a rectified flow trained on pairs: make it with reflow-train --config <config> --stage reflow "
+            + "(after the teacher and its pairs: reflow-train --config <config> --stage teacher, then "
+            + "reflow-gen-pairs --config <config>), \(chain)"
     }
 
     /// Refuses to resume a stage from a checkpoint made with another config.

@@ -37,6 +37,11 @@ public struct PNGImage: Sendable, Equatable {
 
     /// Writes the image as PNG, atomically (a temporary file in the same folder, then rename).
     public func write(to path: String) throws {
+        try atomicWrite(encoded(naming: path), to: path)
+    }
+
+    /// The PNG file's bytes (e.g. for a data: URL or an HTTP answer); `name` labels errors.
+    public func encoded(naming name: String = "image") throws -> Data {
         var img = png_image()
         img.version = UInt32(PNG_IMAGE_VERSION)
         img.width = UInt32(width)
@@ -48,13 +53,13 @@ public struct PNGImage: Sendable, Equatable {
         let sized = pixels.withUnsafeBytes { px in
             png_image_write_to_memory(&img, nil, &size, 0, px.baseAddress, 0, nil)
         }
-        guard sized != 0, size > 0 else { throw DataError("\(path): cannot encode PNG: \(message(&img))") }
+        guard sized != 0, size > 0 else { throw DataError("\(name): cannot encode PNG: \(message(&img))") }
         var out = [UInt8](repeating: 0, count: size)
         let ok = out.withUnsafeMutableBytes { o in
             pixels.withUnsafeBytes { px in png_image_write_to_memory(&img, o.baseAddress, &size, 0, px.baseAddress, 0, nil) }
         }
-        guard ok != 0 else { throw DataError("\(path): cannot encode PNG: \(message(&img))") }
-        try atomicWrite(Data(out[0..<size]), to: path)
+        guard ok != 0 else { throw DataError("\(name): cannot encode PNG: \(message(&img))") }
+        return Data(out[0..<size])
     }
 
     /// Reads an 8-bit gray or RGB view of any PNG (alpha composited on black, 16-bit reduced).

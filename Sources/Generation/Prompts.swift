@@ -45,3 +45,18 @@ public func slerpFrames(_ a: Tensor, _ b: Tensor, frames: Int) throws -> Tensor 
     }
     return try Tensor.concat(parts, axis: 0)
 }
+
+/// The words of `prompts` outside `tokenizer`'s vocabulary, most frequent first (ties by word),
+/// each with the number of prompts holding it, and how many prompts hold at least one.
+public func unknownPromptWords(in prompts: [String], tokenizer: Tokenizer) -> (words: [(word: String, prompts: Int)], prompts: Int) {
+    var counts: [String: Int] = [:]
+    var affected = 0
+    for p in prompts {
+        let unknown = Set(tokenizer.unknownWords(in: p))
+        if unknown.isEmpty { continue }
+        affected += 1
+        for w in unknown { counts[w, default: 0] += 1 }
+    }
+    let words = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { (word: $0.key, prompts: $0.value) }
+    return (words, affected)
+}

@@ -38,6 +38,16 @@ public struct RunFolder: CustomStringConvertible {
             throw RunFolderError("invalid run name '\(name)'")
         }
         path = root.isEmpty ? name : (root.hasSuffix("/") ? root + name : root + "/" + name)
+        // The highest folder of the path this call creates (the run folder, or a new output root).
+        var top: String?
+        var probe = URL(fileURLWithPath: path)
+        while !FileManager.default.fileExists(atPath: probe.path) {
+            top = probe.path
+            let parent = probe.deletingLastPathComponent()
+            if parent.path == probe.path { break }
+            probe = parent
+        }
+        if let top { RunFolder.created[URL(fileURLWithPath: path).path] = top }
         for dir in [path, samplesPath, checkpointsPath] {
             do {
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -66,4 +76,42 @@ public struct RunFolder: CustomStringConvertible {
     public func openMetrics() throws -> MetricsLog { try MetricsLog(path: metricsPath) }
 
     public var description: String { path }
+
+    nonisolated(unsafe) private static var _created: [String: String] = [:]
+    private static let lock = NSLock()
+    /// Each new run folder with the highest folder its creation made (absolute paths; run
+    /// folders this process reused are not here).
+    static var created: [String: String] {
+        get { lock.lock(); defer { lock.unlock() }; return _created }
+        set { lock.lock(); _created = newValue; lock.unlock() }
+    }
+
+    /// Removes each run folder this process created (with the output root, when it made that
+    /// too) that holds nothing but its config snapshot and empty folders: a command that failed
+    /// before doing any work leaves no run behind. A folder with any other file (metrics, a
+    /// checkpoint, a sample grid) is kept, and so is every folder that existed before. Tools
+    /// call it before exiting with an error; `under` limits it to folders whose path starts with
+    /// it (tests).
+    public static func removeUnusedNewFolders(under prefix: String = "") {
+        let fm = FileManager.default
+        for (dir, top) in created where dir.hasPrefix(prefix) {
+            guard let items = fm.enumerator(atPath: dir) else { continue }
+            var unused = true
+            for case let item as String in items where item != "config.yaml" {
+                var isDir: ObjCBool = false
+                if !fm.fileExists(atPath: dir + "/" + item, isDirectory: &isDir) || !isDir.boolValue { unused = false; break }
+            }
+            if unused {
+                try? fm.removeItem(atPath: dir)
+                // Then the output root folders it made, while empty.
+                var parent = URL(fileURLWithPath: dir)
+                while parent.path != top && parent.path.hasPrefix(top) {
+                    parent.deleteLastPathComponent()
+                    guard (try? fm.contentsOfDirectory(atPath: parent.path))?.isEmpty == true else { break }
+                    try? fm.removeItem(atPath: parent.path)
+                }
+            }
+            created[dir] = nil
+        }
+    }
 }

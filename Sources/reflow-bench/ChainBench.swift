@@ -32,18 +32,27 @@ final class ChainWorkload {
     var sampleBatch: Int { samplePrompts.count }
 
     /// `folder`: where to write the torch side's files (kept); nil: a temporary folder, removed.
-    init(configPath: String, folder: String?) throws {
+    /// `checkpoint`: a trained model (teacher, 2-RF, student) to run instead of the config's
+    /// freshly initialised one; it must make the config's dataset's items.
+    init(configPath: String, folder: String?, checkpoint: String? = nil) throws {
         config = try loadConfig(ExperimentConfig.self, path: configPath)
         let train = try config.loadDataset(.train)
-        let tokenizer = config.tokenizer(for: train)
-        let spec = config.modelSpec(tokenizer: tokenizer, itemShape: train.itemShape)
-        model = try FlowModel(spec: spec, tokenizer: tokenizer, seed: config.seedValue)
-        // The output conv starts at zero (velocity 0 everywhere); random weights there make the
-        // side-by-side output check meaningful.
         var rng = RNG(seed: 77)
-        for (_, p) in model.net.namedParameters() where p.shape.count == 4 && p.shape[0] == spec.channels {
-            let w = Init.normal(p.shape, std: 0.05, rng: &rng)
-            withExtendedLifetime(w) { p.storage.ptr.update(from: w.storage.ptr, count: p.count) }
+        if let checkpoint {
+            (model, _) = try FlowModel.load(from: URL(fileURLWithPath: checkpoint))
+            guard model.spec.itemShape == train.itemShape else {
+                throw ModelError("\(checkpoint) makes items \(model.spec.itemShape), but \(configPath)'s dataset has \(train.itemShape): pass its own config with --config")
+            }
+        } else {
+            let tokenizer = config.tokenizer(for: train)
+            let spec = config.modelSpec(tokenizer: tokenizer, itemShape: train.itemShape)
+            model = try FlowModel(spec: spec, tokenizer: tokenizer, seed: config.seedValue)
+            // The output conv starts at zero (velocity 0 everywhere); random weights there make the
+            // side-by-side output check meaningful.
+            for (_, p) in model.net.namedParameters() where p.shape.count == 4 && p.shape[0] == spec.channels {
+                let w = Init.normal(p.shape, std: 0.05, rng: &rng)
+                withExtendedLifetime(w) { p.storage.ptr.update(from: w.storage.ptr, count: p.count) }
+            }
         }
         let s = config.teacher
         params = model.parameters()

@@ -29,8 +29,8 @@ struct ReflowBench: ParsableCommand {
         reports medians over repeats and the ratio ours/torch (> 1 means we are faster).
 
         Like every reflow tool, the bench keeps freed blocks in glibc's heap (mmap threshold 256 MB, \
-        trim threshold 1 GB; --default-malloc restores glibc's 128 KB thresholds): with glibc's defaults, large activation buffers keep going back to the kernel \
-        and their pages fault in again on every step (about 10% of the conv model's time, 5% of the MLP's).
+        trim threshold 1 GB; --default-malloc restores glibc's 128 KB thresholds): with glibc's defaults, \
+        large activation buffers keep going back to the kernel and their pages fault in again on every step (about 10% of the conv model's time, 5% of the MLP's).
 
         On a loaded machine run it niced (`nice -n -15`; with autogroup scheduling also \
         `echo -15 > /proc/self/autogroup` in the launching shell): PyTorch's OpenMP threads spin at \
@@ -47,6 +47,9 @@ struct ReflowBench: ParsableCommand {
 
     @Option(name: .long, help: "Experiment config whose model the unet rows run.")
     var config: String = "experiments/fashion.yaml"
+
+    @Option(name: .long, help: "Run the unet rows on this checkpoint's weights (a trained teacher, 2-RF or student of --config's dataset) instead of a freshly initialised model.")
+    var checkpoint: String?
 
     @Option(name: .customLong("chain-dir"), help: "Keep the unet rows' model and inputs for the torch side in this folder (default: a temporary folder, removed).")
     var chainDir: String?
@@ -198,7 +201,7 @@ struct ReflowBench: ParsableCommand {
         }
         let chainKinds = ChainRow.Kind.allCases.filter { model == .all || model == .unet || model.rawValue == $0.rawValue }
         if !chainKinds.isEmpty {
-            let work = try ChainWorkload(configPath: config, folder: chainDir)
+            let work = try ChainWorkload(configPath: config, folder: chainDir, checkpoint: checkpoint)
             rows += chainKinds.map { ChainRow(kind: $0, work: work) }
         }
         return rows
@@ -301,4 +304,4 @@ struct ReflowBench: ParsableCommand {
     }
 }
 
-ReflowBench.main()
+ReflowBench.mainWithReflowErrors()

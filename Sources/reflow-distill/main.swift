@@ -11,16 +11,19 @@ struct ReflowDistill: ParsableCommand {
         commandName: "reflow-distill",
         abstract: "Distil a flow into a few-step student (one step: x1 = x0 + v(x0, 0, text)).",
         discussion: """
-        The student starts from --init and learns to map each pair's noise to its image in distill.student_steps
-        Euler steps (1: t fixed at 0; k > 1: t drawn from the k Euler grid starts), with distill.loss = l2,
-        pseudo-huber (distill.huber_c) or perceptual (activations of a frozen classifier that is not an evaluator,
-        checkpoints/perceptual/<dataset>.safetensors). Training settings come from the config's `distill` section.
-        InstaFlow: --init-from <run>/reflow.safetensors with pairs made BY the 2-RF
-          (reflow-gen-pairs --teacher <run>/reflow.safetensors).
-        Direct distillation (the ablation): --init-from <run>/teacher.safetensors --pairs <run>/pairs/teacher.h5
-          --stage direct-distill.
-        Outputs: <run>/<stage>.safetensors (EMA weights; metadata names the flow that made the pairs, its solver
-        and guidance), samples/<stage>_<step>.png, checkpoints/<stage>.last.safetensors for --resume.
+        The student starts from --init-from and learns to map each pair's noise to its image in \
+        distill.student_steps Euler steps (1: t fixed at 0; k > 1: t drawn from the k Euler grid starts), with \
+        distill.loss = l2, pseudo-huber (distill.huber_c) or perceptual (activations of a frozen classifier that \
+        is not an evaluator, checkpoints/perceptual/<dataset>.safetensors). Training settings come from the \
+        config's `distill` section.
+
+        - InstaFlow: --init-from <run>/reflow.safetensors with pairs made BY the 2-RF \
+        (reflow-gen-pairs --teacher <run>/reflow.safetensors).
+        - Direct distillation (the ablation): --init-from <run>/teacher.safetensors \
+        --pairs <run>/pairs/teacher.h5 --stage direct-distill.
+
+        Outputs: <run>/<stage>.safetensors (EMA weights; metadata names the flow that made the pairs, its \
+        solver and guidance), samples/<stage>_<step>.png, checkpoints/<stage>.last.safetensors for --resume.
         """,
         version: ReflowVersion.string)
 
@@ -38,7 +41,7 @@ struct ReflowDistill: ParsableCommand {
     }
 
     func run() throws {
-        if options.printedConfigHelp() { return }
+        options.applyLogLevel()
         do {
             let cfg = try options.load()
             let pipeline = try Pipeline(config: cfg)
@@ -51,4 +54,4 @@ struct ReflowDistill: ParsableCommand {
     }
 }
 
-ReflowDistill.main()
+ReflowDistill.mainWithReflowErrors(configHelp: true)

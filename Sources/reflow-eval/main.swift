@@ -41,11 +41,11 @@ struct ReflowEval: ParsableCommand {
     @Option(name: .long, help: "Images generated together (sets eval.batch_size).") var batchSize: Int?
 
     func validate() throws {
-        if checkpoint.isEmpty && !options.helpConfig { throw ValidationError("give at least one --checkpoint") }
+        if checkpoint.isEmpty { throw ValidationError("give at least one --checkpoint") }
     }
 
     func run() throws {
-        if options.printedConfigHelp() { return }
+        options.applyLogLevel()
         do {
             var extra = scoring.overrides
             if let solver { extra.append("eval.solver=\(solver.rawValue)") }
@@ -63,4 +63,4 @@ struct ReflowEval: ParsableCommand {
     }
 }
 
-ReflowEval.main()
+ReflowEval.mainWithReflowErrors(configHelp: true)

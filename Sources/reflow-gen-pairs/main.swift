@@ -13,8 +13,10 @@ struct GenPairs: ParsableCommand {
         commandName: "reflow-gen-pairs",
         abstract: "Make (text, noise, image) triplets from a flow's ODE, or merge shard parts.",
         discussion: """
-        reflow-gen-pairs --config <yaml> [--teacher ckpt] [--output file.h5] [--shard i/n] ...   (= generate ...)
-        reflow-gen-pairs merge part0.h5 part1.h5 ... --output file.h5
+        - reflow-gen-pairs --config <yaml> [--teacher ckpt] [--output file.h5] [--shard i/n] ... \
+        (the same as reflow-gen-pairs generate ...)
+        - reflow-gen-pairs merge part0.h5 part1.h5 ... --output file.h5
+
         Flags of each: reflow-gen-pairs help generate, reflow-gen-pairs help merge.
         """,
         version: ReflowVersion.string,
@@ -27,17 +29,26 @@ struct Generate: ParsableCommand {
         commandName: "generate",
         abstract: "Solve a checkpoint's ODE from Gaussian noise and write the triplets to HDF5 (the default command).",
         discussion: """
-        Pair i gets noise itemNoise(seed, i) (Philox stream i of the noise seed derived from the config's seed)
-        and prompt i mod P of the dataset's training captions (or of --prompts). The solver, steps (or rtol/atol
-        for dopri5), guidance, count and batch size come from the config's `pairs` section (--set pairs.steps=16).
-        The file records the checkpoint path and SHA-256, solver, steps or tolerances, guidance, seed, batch size,
-        prompts and the time convention (t=0 noise, t=1 data) as HDF5 root attributes.
-        Resumable: re-run the same command after an interruption (even kill -9) and it continues from the
+        Pair i gets noise itemNoise(seed, i) (Philox stream i of the noise seed derived from the config's \
+        seed) and prompt i mod P of the dataset's training captions (or of --prompts). The solver, steps (or \
+        rtol/atol for dopri5), guidance, count and batch size come from the config's `pairs` section \
+        (--set pairs.steps=16). The file records the checkpoint path and SHA-256, solver, steps or tolerances, \
+        guidance, seed, batch size, prompts and the time convention (t=0 noise, t=1 data) as HDF5 root attributes.
+
+        Unknown words: a --prompts word the checkpoint's vocabulary lacks is an error. Training captions with \
+        such words become <unk>: a note when the checkpoint's vocabulary is the one the config builds from \
+        these captions (text.vocab_min_count > 1 leaves rare words out, and the teacher was trained on the same \
+        <unk>s), else a warning naming the words, and an error when more than half of the captions hold one.
+
+        Resumable: re-run the same command after an interruption (even kill -9) and it continues from the \
         committed rows; the result equals an uninterrupted run row for row. --overwrite starts over.
-        Sharding: --shard i/n writes part i of n (whole batches of a contiguous range of pair indices), e.g. on
-        n machines; join them with `reflow-gen-pairs merge parts... --output file.h5`.
-        Guidance: a 2-RF trained on guided pairs already samples the guided distribution; make its pairs with
+
+        Sharding: --shard i/n writes part i of n (whole batches of a contiguous range of pair indices), e.g. \
+        on n machines; join them with `reflow-gen-pairs merge parts... --output file.h5`.
+
+        Guidance: a 2-RF trained on guided pairs already samples the guided distribution; make its pairs with \
         --set pairs.guidance=1 (the chain does) unless you mean to apply the guidance twice.
+
         Example: reflow-gen-pairs --config experiments/digits.yaml --teacher runs/digits/teacher.safetensors
         """)
 
@@ -57,7 +68,7 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
-        if options.printedConfigHelp() { return }
+        options.applyLogLevel()
         do {
             let cfg = try options.load(extra: count.map { ["pairs.count=\($0)"] } ?? [])
             let pipeline = try Pipeline(config: cfg)
@@ -102,4 +113,4 @@ struct Merge: ParsableCommand {
     }
 }
 
-GenPairs.main()
+GenPairs.mainWithReflowErrors(configHelp: true, subcommandsWithoutConfig: ["merge"])

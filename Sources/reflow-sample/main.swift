@@ -15,9 +15,11 @@ struct ReflowSample: ParsableCommand {
         commandName: "reflow-sample",
         abstract: "Draw a PNG grid of samples from any reflow checkpoint.",
         discussion: """
-        Example: reflow-sample runs/digits/teacher.safetensors --prompt "the number 7" --prompt "digit 3" \\
-                   --per-prompt 8 --steps 25 --guidance 2 --output digits.png
-        --interpolate N writes N frames between two noises for one prompt (spherical interpolation).
+        Example: reflow-sample runs/digits/teacher.safetensors --prompt "the number 7" --prompt "digit 3" \
+        --per-prompt 8 --steps 25 --guidance 2 --output digits.png
+
+        --interpolate N writes N frames between two noises for one prompt (spherical interpolation). \
+        The output is always PNG: --output must end in .png and its folder must exist.
         """,
         version: ReflowVersion.string)
 
@@ -56,6 +58,13 @@ struct ReflowSample: ParsableCommand {
         if !output.lowercased().hasSuffix(".png") {
             throw ValidationError("--output must name a .png file (reflow-sample writes PNG), got '\(output)'")
         }
+        // Checked before the model runs, and named as given (not our temporary file's name).
+        let folder = URL(fileURLWithPath: output).deletingLastPathComponent().path
+        var isDir: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: folder, isDirectory: &isDir) {
+            throw ValidationError("--output \(output): the folder \(folder) does not exist")
+        }
+        if !isDir.boolValue { throw ValidationError("--output \(output): \(folder) is not a folder") }
     }
 
     func run() throws {
@@ -89,4 +98,4 @@ struct ReflowSample: ParsableCommand {
     }
 }
 
-ReflowSample.main()
+ReflowSample.mainWithReflowErrors()

@@ -13,16 +13,17 @@ struct ReflowTrain: ParsableCommand {
         abstract: "Train a stage of the rectified-flow chain from an experiment config.",
         discussion: """
         Stages:
-          teacher  1-rectified flow on (independent noise, data): regress v(x_t, t, text) on x1 - x0
-                   with x_t = t*x1 + (1-t)*x0, t=0 noise, t=1 data.
-          reflow   k-rectified flow: the same loss on the coupled (noise, image)
-                   pairs of reflow-gen-pairs (--input, repeatable; default
-                   <run>/pairs/teacher.h5), starting from the weights that made
-                   them (--init-from, default <run>/teacher.safetensors), with
-                   the config's `reflow` section.
-        Outputs go to <output_dir>/<name>/ (printed at start): config.yaml, metrics.jsonl, samples/*.png,
+        - teacher: 1-rectified flow on (independent noise, data): regress v(x_t, t, text) on x1 - x0 \
+        with x_t = t*x1 + (1-t)*x0, t=0 noise, t=1 data.
+        - reflow: k-rectified flow: the same loss on the coupled (noise, image) pairs of reflow-gen-pairs \
+        (--input, repeatable; default <run>/pairs/teacher.h5), starting from the weights that made them \
+        (--init-from, default <run>/teacher.safetensors), with the config's `reflow` section.
+        - evaluator, perceptual: the dataset's classifiers (see --stage).
+
+        Outputs go to <output_dir>/<name>/ (printed at start): config.yaml, metrics.jsonl, samples/*.png, \
         checkpoints/<stage>.last.safetensors (+ .state.safetensors for --resume), <stage>.safetensors (EMA weights).
-        Every config key can be overridden: --set teacher.steps=500 --set model.channels=[32,64].
+
+        Every config key can be overridden: --set teacher.steps=500 --set model.channels=[32,64]. \
         List all keys with --help-config.
         """,
         version: ReflowVersion.string)
@@ -56,7 +57,7 @@ struct ReflowTrain: ParsableCommand {
     }
 
     func run() throws {
-        if options.printedConfigHelp() { return }
+        options.applyLogLevel()
         do {
             let cfg = try options.load()
             let pipeline = try Pipeline(config: cfg)
@@ -84,4 +85,4 @@ struct ReflowTrain: ParsableCommand {
     }
 }
 
-ReflowTrain.main()
+ReflowTrain.mainWithReflowErrors(configHelp: true)

@@ -3,6 +3,7 @@ import ReflowCLI
 import Experiments
 import Formats
 import Reporting
+import RunReport
 import Foundation
 import TensorCore
 
@@ -13,12 +14,15 @@ struct Reflow: ParsableCommand {
         commandName: "reflow",
         abstract: "Run the whole rectified-flow chain from one config, or print its results table.",
         discussion: """
-        reflow --config experiments/quickstart.yaml [--set key=value ...]   runs the chain (= reflow run ...)
-        reflow table --config experiments/quickstart.yaml [--json]           scores the run's checkpoints
-        Flags of each: reflow help run, reflow help table.
+        - reflow --config experiments/quickstart.yaml [--set key=value ...]: runs the chain \
+        (the same as reflow run ...)
+        - reflow table --config experiments/quickstart.yaml [--json]: scores the run's checkpoints
+        - reflow report runs/quickstart: writes the run's report again (results.md, report.html)
+
+        Flags of each: reflow help run, reflow help table, reflow help report.
         """,
         version: ReflowVersion.string,
-        subcommands: [Run.self, Table.self],
+        subcommands: [Run.self, Table.self, Report.self],
         defaultSubcommand: Run.self)
 }
 
@@ -27,15 +31,20 @@ struct Run: ParsableCommand {
         commandName: "run",
         abstract: "Run every stage of the chain in order (the default command).",
         discussion: """
-        Stages: evaluator (only when checkpoints/evaluators/<dataset>.safetensors is missing), teacher,
-        pairs (teacher, with pairs.guidance), reflow (2-RF), pairs (2-RF, guidance 1: the teacher's guidance is
-        already in the 2-RF's weights), distill (one-step student of the 2-RF), direct-distill
-        (the same student from the teacher on the teacher's pairs: the ablation), eval.
-        A stage whose output exists and was made with the same config section and inputs is skipped; an
-        interrupted stage resumes (training from its last checkpoint, pairs from the committed rows); a stage
-        whose config changed is redone, and so is everything after it. Re-run the same command after any
-        interruption. Outputs: <output_dir>/<name>/ with teacher/reflow/distill/direct-distill.safetensors,
-        pairs/*.h5, samples/*.png, metrics.jsonl, results.md and results.json.
+        Stages: evaluator (only when checkpoints/evaluators/<dataset>.safetensors is missing), teacher, \
+        pairs (teacher, with pairs.guidance), reflow (2-RF), pairs (2-RF, guidance 1: the teacher's guidance \
+        is already in the 2-RF's weights), distill (one-step student of the 2-RF), direct-distill (the same \
+        student from the teacher on the teacher's pairs: the ablation), eval.
+
+        A stage whose output exists and was made with the same config section and inputs is skipped; an \
+        interrupted stage resumes (training from its last checkpoint, pairs from the committed rows); a stage \
+        whose config changed is redone, and so is everything after it. Re-run the same command after any \
+        interruption.
+
+        Outputs: <output_dir>/<name>/ with teacher/reflow/distill/direct-distill.safetensors, pairs/*.h5, \
+        samples/*.png, metrics.jsonl, results.json, stages.json, and the report: results.md and report.html \
+        (table, side-by-side figure, loss and straightness curves, grids, timings, config; figures in report/).
+
         Example: reflow --config experiments/quickstart.yaml
         """)
 
@@ -48,7 +57,7 @@ struct Run: ParsableCommand {
     @Flag(name: .long, help: "Print the results table as JSON instead of Markdown.") var json = false
 
     func run() throws {
-        if options.printedConfigHelp() { return }
+        options.applyLogLevel()
         do {
             try requireOneRank("reflow (the chain)")
             let cfg = try options.load()
@@ -64,7 +73,9 @@ struct Run: ParsableCommand {
             print("")
             print("sample grids:")
             for g in r.grids { print("  \(g)") }
-            print("results: \(r.resultsPath)  (chain wall time \(Progress.formatDuration(r.seconds)))")
+            let report = try pipeline.writeReport(r)
+            print("results: \(report.markdown)  (chain wall time \(Progress.formatDuration(r.seconds)))")
+            print("report: \(report.html)")
         } catch { exitWithError(error) }
     }
 }
@@ -94,7 +105,7 @@ struct Table: ParsableCommand {
     @Option(name: .long, help: "Guidance of the 2-RF (default 1: it was trained on guided pairs).") var reflowGuidance: Float?
 
     func run() throws {
-        if options.printedConfigHelp() { return }
+        options.applyLogLevel()
         do {
             try requireOneRank("reflow table")
             let cfg = try options.load(extra: scoring.overrides)
@@ -118,4 +129,26 @@ struct Table: ParsableCommand {
     }
 }
 
-Reflow.main()
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Rewrite a finished run's report (results.md and report.html) from its folder.",
+        discussion: """
+        Reads RUN_DIR/config.yaml, results.json, stages.json and metrics.jsonl and the checkpoints in \
+        RUN_DIR; draws the side-by-side figure and the straightness profiles again; prints the path of \
+        report.html. The chain writes the same report at its end.
+        """)
+
+    @Argument(help: "A run folder written by the chain, e.g. runs/quickstart.") var runDir: String
+
+    func run() throws {
+        do {
+            try requireOneRank("reflow report")
+            let files = try writeReport(runDirectory: runDir)
+            print("results: \(files.markdown)")
+            print("report: \(files.html)")
+        } catch { exitWithError(error) }
+    }
+}
+
+Reflow.mainWithReflowErrors(configHelp: true)

@@ -8,6 +8,7 @@ import Evaluation
 import Flow
 import Generation
 import Reporting
+import RunReport
 import TestSupport
 import Training
 import Models
@@ -291,13 +292,15 @@ final class ChainTests: XCTestCase {
                                                    "teacher + direct distill"])
         XCTAssertTrue(r.table.rows.allSatisfy { $0.fdFeatures.count == 2 }, "two seeds per row")
         XCTAssertEqual(r.table.rows.filter { !$0.distillError.isEmpty }.count, 2)
-        let md = try String(contentsOfFile: r.resultsPath, encoding: .utf8)
+        let report = try p.writeReport(r)
+        let md = try String(contentsOfFile: report.markdown, encoding: .utf8)
         XCTAssertTrue(md.contains("| 2-RF + distill | 1 | 1 |"), md)
         // The floor: real training images scored the same way, over the same seeds.
         XCTAssertEqual(r.table.floor?.fdFeatures.count, 2)
         XCTAssertEqual(r.table.floor?.precision.count, 2)
         XCTAssertTrue(md.contains("| data (train split) | – | – | – |"), md)
         for g in r.grids { XCTAssertTrue(FileManager.default.fileExists(atPath: g), g) }
+        try checkReport(report, run: p.run.path)
         // reflow-eval on single checkpoints scores exactly as the chain's table does: same noise,
         // prompts and pair-maker, so the same FD, distillation error and straightness.
         var evalConfig = cfg

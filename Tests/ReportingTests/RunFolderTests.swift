@@ -29,6 +29,29 @@ final class RunFolderTests: XCTestCase {
         XCTAssertThrowsError(try RunFolder(root: root, name: "../escape"))
     }
 
+    /// A command that fails before doing work leaves no run folder; one that wrote anything
+    /// else, and one that existed before, stay.
+    func testOnlyNewRunFoldersWithNothingButTheirConfigAreRemoved() throws {
+        let fm = FileManager.default
+        let unused = try RunFolder(root: root, name: "unused")
+        try unused.writeConfig("name: unused\n")
+        let newRoot = try RunFolder(root: root + "/new/runs", name: "unused")
+        try newRoot.writeConfig("name: unused\n")
+        try fm.createDirectory(atPath: unused.file("pairs"), withIntermediateDirectories: true)
+        let worked = try RunFolder(root: root, name: "worked")
+        try worked.writeConfig("name: worked\n")
+        try atomicWrite("{}\n", to: worked.file("samples/teacher_0.png"))
+        try fm.createDirectory(atPath: root + "/old", withIntermediateDirectories: true)
+        let reused = try RunFolder(root: root, name: "old")
+        try reused.writeConfig("name: old\n")
+        RunFolder.removeUnusedNewFolders(under: root)
+        XCTAssertFalse(fm.fileExists(atPath: unused.path))
+        XCTAssertFalse(fm.fileExists(atPath: root + "/new"))
+        XCTAssertTrue(fm.fileExists(atPath: worked.file("samples/teacher_0.png")))
+        XCTAssertTrue(fm.fileExists(atPath: worked.configPath))
+        XCTAssertTrue(fm.fileExists(atPath: reused.configPath))
+    }
+
     func testAtomicWriteReplacesAndLeavesNoTempFiles() throws {
         let run = try RunFolder(root: root, name: "atomic")
         let path = run.file("results.md")

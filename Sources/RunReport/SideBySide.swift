@@ -1,0 +1,43 @@
+import Foundation
+import Autograd
+import Flow
+import Formats
+import Generation
+import Models
+import TensorCore
+
+/// The side-by-side figure: one row per prompt, one column per model, every cell drawn from the
+/// same noise (item i of `seed`) so the columns differ only by the model and its step count.
+/// Returns the cell files (`report/sbs_r<row>_c<col>.png`, relative to the run folder) by row.
+func writeSideBySide(columns: [ReportColumn], prompts: [String], perPrompt: Int, seed: UInt64,
+                     runPath: String) throws -> [[String]] {
+    guard !columns.isEmpty, !prompts.isEmpty, perPrompt >= 1 else { return [] }
+    var cells = [[String]](repeating: [], count: prompts.count)
+    let all = prompts.flatMap { [String](repeating: $0, count: perPrompt) }
+    for (c, col) in columns.enumerated() {
+        let (model, _) = try FlowModel.load(from: URL(fileURLWithPath: col.checkpoint))
+        try checkPromptWords(prompts, tokenizer: model.tokenizer)
+        let shape = model.spec.itemShape
+        let x0 = itemNoise(seed: seed, first: 0, count: all.count, itemShape: shape)
+        let (images, _) = try generate(model, x0: x0, prompts: all, solver: Euler(steps: col.steps), guidance: col.guidance)
+        for r in prompts.indices {
+            let rel = "report/sbs_r\(r)_c\(c).png"
+            let part = try images.slice(axis: 0, range: r * perPrompt..<(r + 1) * perPrompt)
+            try cellImage(part, itemShape: shape).write(to: runPath + "/" + rel)
+            cells[r].append(rel)
+        }
+    }
+    return cells
+}
+
+/// One cell: the images side by side, upscaled so small items stay visible (8x8 digits to 32
+/// pixels); 2-D points (toy2d) as a scatter plot.
+func cellImage(_ images: Tensor, itemShape: [Int]) throws -> PNGImage {
+    if itemShape == [2, 1, 1] {
+        return try scatterPlot(points: UnsafeBufferPointer(start: images.storage.ptr, count: images.count),
+                               count: images.shape[0], size: 128)
+    }
+    let upscale = max(1, 32 / max(itemShape[1], itemShape[2]))
+    return try imageGrid(images: images.storage, shape: images.shape, columns: images.shape[0], padding: 1,
+                         upscale: upscale)
+}
