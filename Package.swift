@@ -120,6 +120,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["ConfigKit", "Formats", "Autograd", "TensorCore"], path: "Tests/TestSupport", swiftSettings: fast),
 
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: fast),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed"], swiftSettings: fast),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "Formats", "TensorCore", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: fast),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "Autograd", "TensorCore", "TestSupport"], swiftSettings: fast),

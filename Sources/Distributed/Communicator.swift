@@ -58,7 +58,12 @@ public final class Communicator: @unchecked Sendable {
     /// order, sizes differing by at most one.
     public func slice(of count: Int) -> Range<Int> { slice(of: count, rank: rank) }
 
-    public func slice(of count: Int, rank r: Int) -> Range<Int> { (r * count / size)..<((r + 1) * count / size) }
+    public func slice(of count: Int, rank r: Int) -> Range<Int> { Communicator.slice(of: count, rank: r, ranks: size) }
+
+    /// Rank r's part of `count` items split over `ranks`.
+    public static func slice(of count: Int, rank r: Int, ranks: Int) -> Range<Int> {
+        (r * count / ranks)..<((r + 1) * count / ranks)
+    }
 
     /// MPI counts are Int32: long buffers go in pieces.
     private static let chunk = 1 << 28
