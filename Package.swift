@@ -13,7 +13,7 @@ let fast: [SwiftSetting] = [
 ]
 
 // What every thin command-line tool links.
-let tool: [Target.Dependency] = ["Experiments", "RunReport", "ReflowCLI", "ConfigKit", "Generation", "Reporting", "Flow", "Models", "Formats", "TripletStore", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+let tool: [Target.Dependency] = ["Experiments", "Distributed", "RunReport", "ReflowCLI", "ConfigKit", "Generation", "Reporting", "Flow", "Models", "Formats", "TripletStore", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
 
 let package = Package(
     name: "Reflow",
@@ -43,6 +43,8 @@ let package = Package(
                        providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi",
+                       providers: [.apt(["libopenmpi-dev"])]),
 
         // Storage, shapes, kernels, threads, RNG. The only target that imports CBLAS.
         .target(name: "TensorCore", dependencies: ["CBLAS"], swiftSettings: fast),
@@ -54,6 +56,9 @@ let package = Package(
         // Swift over the HDF5 C API: serialised calls, errors as messages, the superblock repair.
         .target(name: "HDF5", dependencies: ["Formats", "CHDF5"], swiftSettings: fast),
         .target(name: "TripletStore", dependencies: ["HDF5", "Formats", "TensorCore", "CHDF5"], swiftSettings: fast),
+        // Ranks, allreduce, broadcast, barrier, abort over MPI; a single process without mpirun.
+        // The only target that imports CMPI.
+        .target(name: "Distributed", dependencies: ["CMPI"], swiftSettings: fast),
         // The training datasets (toy2d, digits, fashion-mnist, glyphs).
         .target(name: "Datasets", dependencies: ["Formats", "TensorCore", "CZlib"], swiftSettings: fast),
         // Modules, layers, optimizers, EMA, schedules, checkpoints of module trees.
@@ -71,15 +76,15 @@ let package = Package(
         .target(name: "Reporting", dependencies: ["ConfigKit", "Formats", "Autograd", "TensorCore"], swiftSettings: fast),
         // The training loop and its data sources (dataset, triplet files); options are plain values.
         .target(name: "Training",
-                dependencies: ["Generation", "Reporting", "Models", "NN", "Flow", "Datasets", "TripletStore", "Formats", "Autograd", "TensorCore"],
+                dependencies: ["Distributed", "Generation", "Reporting", "Models", "NN", "Flow", "Datasets", "TripletStore", "Formats", "Autograd", "TensorCore"],
                 swiftSettings: fast),
         // Scoring: Frechet distance, prompt accuracy, straightness, distillation error, the results table.
         .target(name: "Evaluation",
-                dependencies: ["Generation", "Reporting", "Models", "Flow", "Datasets", "Formats", "Autograd", "TensorCore"],
+                dependencies: ["Distributed", "Generation", "Reporting", "Models", "Flow", "Datasets", "Formats", "Autograd", "TensorCore"],
                 swiftSettings: fast),
         // The experiment schema, the stages and the chain that runs them.
         .target(name: "Experiments",
-                dependencies: ["ConfigKit", "Training", "Evaluation", "Generation", "Reporting", "Models", "NN", "Flow",
+                dependencies: ["ConfigKit", "Distributed", "Training", "Evaluation", "Generation", "Reporting", "Models", "NN", "Flow",
                                "Datasets", "TripletStore", "Formats", "Autograd", "TensorCore"],
                 swiftSettings: fast),
 
@@ -97,7 +102,7 @@ let package = Package(
 
         // Command-line flags shared by the tools.
         .target(name: "ReflowCLI",
-                dependencies: ["Experiments", "ConfigKit", "Reporting", "Flow", "Models", "NN", "TripletStore",
+                dependencies: ["Experiments", "Distributed", "ConfigKit", "Reporting", "Flow", "Models", "NN", "TripletStore",
                                .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 swiftSettings: fast),
 
@@ -123,6 +128,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["ConfigKit", "Formats", "Autograd", "TensorCore"], path: "Tests/TestSupport", swiftSettings: fast),
 
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: fast),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed"], swiftSettings: fast),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "Formats", "TensorCore", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: fast),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "Autograd", "TensorCore", "TestSupport"], swiftSettings: fast),

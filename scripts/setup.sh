@@ -2,7 +2,7 @@
 # Installs what a fresh Debian 12 machine lacks to build, test and run the toolkit.
 # Idempotent: skips apt when every package is already present.
 set -euo pipefail
-PKGS="libopenblas-dev libhdf5-dev libpng-dev zlib1g-dev pkg-config hdf5-tools unifont dataset-fashion-mnist"
+PKGS="libopenblas-dev libhdf5-dev libpng-dev zlib1g-dev pkg-config hdf5-tools unifont dataset-fashion-mnist libopenmpi-dev openmpi-bin"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -1,4 +1,5 @@
 import Foundation
+import Distributed
 import Autograd
 import Datasets
 import Flow
@@ -66,8 +67,35 @@ public func scoreSamples(_ model: FlowModel, solver: ODESolver, guidance: Float,
                          seed: UInt64, reference: Reference, batchSize: Int, noiseOffset: Int = 0) throws -> SampleScores {
     let x0 = itemNoise(seed: seed, first: noiseOffset, count: prompts.count, itemShape: model.spec.itemShape)
     let start = Date()
-    let (imgs, nfe) = try generate(model, x0: x0, prompts: prompts, solver: solver, guidance: guidance, batchSize: batchSize)
+    let (imgs, nfe) = try generateOverRanks(model, x0: x0, prompts: prompts, solver: solver, guidance: guidance,
+                                            batchSize: batchSize, comm: .world)
     let secs = Date().timeIntervalSince(start)
     return try scoreImages(imgs, classes: classes, reference: reference,
                            imagesPerSecond: Double(prompts.count) / max(secs, 1e-9), nfe: nfe)
 }
+
+/// `generate` split over the ranks of `mpirun -np K` (one process: `generate` itself): rank r
+/// solves a contiguous run of whole batches (the adaptive solver's steps depend on the batch, so
+/// the boundaries stay where one process puts them) and every rank receives all images, bit for
+/// bit what one process makes.
+func generateOverRanks(_ model: FlowModel, x0: Tensor, prompts: [String], solver: ODESolver, guidance: Float,
+                       batchSize: Int, comm: Communicator) throws -> (images: Tensor, nfe: Int) {
+    guard comm.isDistributed else {
+        return try generate(model, x0: x0, prompts: prompts, solver: solver, guidance: guidance, batchSize: batchSize)
+    }
+    let n = x0.shape[0], item = x0.count / max(n, 1), batches = (n + batchSize - 1) / batchSize
+    let rows = (0..<comm.size).map { r -> Range<Int> in
+        let b = comm.slice(of: batches, rank: r)
+        return min(n, b.lowerBound * batchSize)..<min(n, b.upperBound * batchSize)
+    }
+    let mine = rows[comm.rank]
+    var part = Tensor(shape: [0] + x0.shape.dropFirst(), storage: Storage(uninitializedCount: 0)), nfe = 0
+    if !mine.isEmpty {
+        (part, nfe) = try generate(model, x0: x0.slice(axis: 0, range: mine), prompts: Array(prompts[mine]), solver: solver,
+                                   guidance: guidance, batchSize: batchSize)
+    }
+    let out = Storage(uninitializedCount: n * item)
+    comm.allgather(part.storage.ptr, counts: rows.map { $0.count * item }, into: out.ptr)
+    return (Tensor(shape: x0.shape, storage: out), Int(comm.allreduce([Double(nfe)], .max)[0]))
+}
+

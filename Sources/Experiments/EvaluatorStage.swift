@@ -1,6 +1,7 @@
 import Foundation
 import Autograd
 import Datasets
+import Distributed
 import Evaluation
 import Formats
 import Training
@@ -56,21 +57,26 @@ extension Pipeline {
         let opt = AdamW(model.namedParameters(), lr: s.lr, weightDecay: 1e-4)
         let schedule = LRSchedule(base: s.lr, warmupSteps: 100, decay: .cosine(totalSteps: s.steps, floor: s.lr * 0.05))
         var sampler = EpochSampler(count: train.count, seed: s.seed)
-        let progress = Progress(total: s.steps, label: "\(role.rawValue) \(arch.rawValue)", output: nil)
+        // mpirun -np K: each rank takes its slice of every batch; gradients are averaged.
+        let comm = Communicator.world, slice = comm.slice(of: s.batchSize)
+        let progress = Progress(total: s.steps, label: "\(role.rawValue) \(arch.rawValue)", output: comm.isRoot ? nil : { _ in })
         for step in 0..<s.steps {
-            let idx = sampler.indices(step: step, size: s.batchSize)
+            let idx = Array(sampler.indices(step: step, size: s.batchSize)[slice])
             let b = try train.batch(indices: idx)
             opt.lr = schedule.lr(at: step)
             let loss = try crossEntropy(model(Tensor(shape: b.shape, storage: b.images)), labels: idx.map { labels[$0] })
             loss.backward()
+            var value = [loss.item]
+            averageGradients(model.parameters(), weight: Float(slice.count) / Float(s.batchSize), extra: &value, comm: comm)
             opt.step()
             opt.zeroGrad()
-            progress.update(step: step + 1, values: [("loss", Double(loss.item))])
+            progress.update(step: step + 1, values: [("loss", Double(value[0]))])
         }
         progress.finish()
         let testImages = Tensor(shape: test.shape, storage: test.images)
         let acc = try classifierAccuracy(model, images: testImages, labels: testLabels)
         let url = output ?? (role == .perceptual ? defaultPerceptualURL(dataset: train.name) : defaultEvaluatorURL(dataset: train.name, arch: arch))
+        guard comm.isRoot else { return (url, acc) }
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         let meta = model.metadata(extra: [
             "dataset": train.name, "class_names": classNames.joined(separator: "|"),

@@ -65,6 +65,11 @@ public struct PairsResult {
     /// Mean NFE per batch over this call's batches (nil when none ran).
     public var meanNFE: Double?
     public var seconds: Double
+
+    public init(path: String, rows: Int, generated: Int, resumedFrom: Int, meanNFE: Double?, seconds: Double) {
+        self.path = path; self.rows = rows; self.generated = generated; self.resumedFrom = resumedFrom
+        self.meanNFE = meanNFE; self.seconds = seconds
+    }
 }
 
 /// Generates (or finishes) a triplet file. Re-running the same request after an interruption

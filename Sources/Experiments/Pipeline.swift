@@ -2,6 +2,7 @@ import Foundation
 import Autograd
 import ConfigKit
 import Datasets
+import Distributed
 import Formats
 import Generation
 import Reporting
@@ -20,7 +21,7 @@ public final class Pipeline {
         self.config = config
         Runtime.threads = config.threads
         run = try RunFolder(root: config.outputDir, name: config.name)
-        try run.writeConfig(dumpConfig(config))
+        if Communicator.world.isRoot { try run.writeConfig(dumpConfig(config)) }  // mpirun: rank 0 writes
     }
 
     var seed: UInt64 { config.seedValue }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ConfigKit
+import Distributed
 import Experiments
 import Reporting
 
@@ -30,9 +31,10 @@ public struct ConfigOptions: ParsableArguments {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
-    /// Applies --quiet (every tool calls this first).
+    /// Applies --quiet and, under mpirun, the ranks' logging (every tool calls this first).
     public func applyLogLevel() {
         if quiet { Log.level = .warning }
+        setUpRanks()
     }
 
     /// The config with the `--set` overrides, then `extra` ones (a tool's own flags), then --threads.

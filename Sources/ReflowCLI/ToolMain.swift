@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ConfigKit
+import Distributed
 import Experiments
 import Reporting
 
@@ -84,8 +85,9 @@ func lowerCaseErrorLabel(_ text: String) -> String {
 
 /// Prints a runtime error the way every tool does (`error: ...`), removes a run folder this
 /// process created and left without results, and exits 1 (no stack trace for user errors).
+/// Under mpirun it ends every rank: the others would wait for this one forever.
 public func exitWithError(_ error: Error) -> Never {
     Log.error("\(error)")
     RunFolder.removeUnusedNewFolders()
-    exit(1)
+    Communicator.world.abort(code: 1)
 }

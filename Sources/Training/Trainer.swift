@@ -1,6 +1,7 @@
 import Foundation
 import Autograd
 import Datasets
+import Distributed
 import Formats
 import Generation
 import Reporting
@@ -10,10 +11,18 @@ import NN
 import TensorCore
 
 /// Where a training step's batch comes from. Deterministic in `step`: a resumed run sees
-/// exactly the batches an uninterrupted one would.
+/// exactly the batches an uninterrupted one would. `slice` picks rows of the global batch of
+/// `size` (a data-parallel rank's part); they equal those rows of the whole batch.
 public protocol TrainingSource {
     var itemShape: [Int] { get }
-    func batch(step: Int, size: Int) throws -> (x0: Tensor, x1: Tensor, captions: [String])
+    func batch(step: Int, size: Int, slice: Range<Int>) throws -> (x0: Tensor, x1: Tensor, captions: [String])
+}
+
+extension TrainingSource {
+    /// The whole batch.
+    public func batch(step: Int, size: Int) throws -> (x0: Tensor, x1: Tensor, captions: [String]) {
+        try batch(step: step, size: size, slice: 0..<size)
+    }
 }
 
 /// Indices of an endless sequence of epochs, each a fresh permutation of 0..<count.
@@ -53,12 +62,14 @@ public final class DatasetSource: TrainingSource {
 
     public var itemShape: [Int] { dataset.itemShape }
 
-    public func batch(step: Int, size: Int) throws -> (x0: Tensor, x1: Tensor, captions: [String]) {
-        let idx = sampler.indices(step: step, size: size)
+    public func batch(step: Int, size: Int, slice: Range<Int>) throws -> (x0: Tensor, x1: Tensor, captions: [String]) {
+        let idx = Array(sampler.indices(step: step, size: size)[slice])
         let b = try dataset.batch(indices: idx)
         let x1 = Tensor(shape: b.shape, storage: b.images)
         let noise = Storage(uninitializedCount: x1.count)
-        Philox(seed: seed &+ 0x0157_0000).fillNormal(noise.ptr, count: noise.count, stream: UInt64(step))
+        // The step's noise stream, from the slice's first element: the whole batch's values.
+        Philox(seed: seed &+ 0x0157_0000).fillNormal(noise.ptr, count: noise.count, stream: UInt64(step),
+                                                      offset: slice.lowerBound * dataset.itemSize)
         return (Tensor(shape: b.shape, storage: noise), x1, b.captions)
     }
 }
@@ -85,6 +96,8 @@ public struct TrainerOptions {
     /// Extra metadata for the stage's checkpoints (e.g. the chain's `config_hash`, the pairs a
     /// student was distilled from).
     public var metadata: [String: String] = [:]
+    /// The ranks that share each global batch (`mpirun -np K`); rank 0 alone writes files.
+    public var communicator: Communicator = .world
 
     public init(stage: String, section: TrainSettings, seed: UInt64, run: RunFolder, samplePrompts: [String],
                 sampleSolver: ODESolver, sampleGuidance: Float, gridColumns: Int) {
@@ -126,11 +139,18 @@ public final class Trainer {
         let s = options.section
         var start = 0
         let fm = FileManager.default
-        try fm.createDirectory(atPath: options.run.checkpointsPath, withIntermediateDirectories: true)
-        try fm.createDirectory(atPath: options.run.samplesPath, withIntermediateDirectories: true)
-        // Temporaries of writes killed with SIGKILL (their writer is dead): never read, only space.
-        for dir in [options.run.path, options.run.checkpointsPath, options.run.samplesPath] {
-            for name in removeStaleTemporaries(in: dir) { Log.note("removed \(dir)/\(name), left by a killed write") }
+        let comm = options.communicator, root = comm.isRoot
+        guard s.batchSize >= comm.size else {
+            throw ModelError("\(options.stage): batch_size \(s.batchSize) is smaller than the \(comm.size) ranks sharing it; raise it or use fewer ranks")
+        }
+        if root {
+            try fm.createDirectory(atPath: options.run.checkpointsPath, withIntermediateDirectories: true)
+            try fm.createDirectory(atPath: options.run.samplesPath, withIntermediateDirectories: true)
+            // Temporaries of writes killed with SIGKILL (their writer is dead): never read, only
+            // space. Rank 0 alone: a process id means nothing on another node.
+            for dir in [options.run.path, options.run.checkpointsPath, options.run.samplesPath] {
+                for name in removeStaleTemporaries(in: dir) { Log.note("removed \(dir)/\(name), left by a killed write") }
+            }
         }
         let stateURL = TrainingState.url(besideCheckpoint: checkpointURL)
         if resume && (fm.fileExists(atPath: stateURL.path) || fm.fileExists(atPath: checkpointURL.path)) {
@@ -147,21 +167,39 @@ public final class Trainer {
                 throw CheckpointError("training state \(stateURL.path): \(e.description)")
             }
             start = state.step
-            try MetricsLog.truncate(path: options.run.metricsPath, afterStep: start, stage: options.stage)
+            if root { try MetricsLog.truncate(path: options.run.metricsPath, afterStep: start, stage: options.stage) }
             Log.info("resuming \(options.stage) from step \(start) (\(checkpointURL.path))")
         } else if !resume && fm.fileExists(atPath: checkpointURL.path) {
             Log.note("starting \(options.stage) from scratch; pass --resume to continue \(checkpointURL.path)")
         }
-        let metrics = try options.run.openMetrics()
+        try checkRanksAgree(step: start)
+        if comm.isDistributed && model.spec.dropout > 0 && root {
+            Log.warning("\(options.stage): model.dropout \(model.spec.dropout) draws its masks from each rank's own generator: \(comm.size) ranks will not equal one process")
+        }
+        let metrics = root ? try options.run.openMetrics() : nil
         let progress = Progress(total: s.steps, label: options.stage, startStep: start,
-                                output: nil)
+                                output: root ? nil : { _ in })
         let params = model.parameters()
         var lastLoss = Double.nan
         var step = start
         let started = Date()
+        var reduceSeconds = 0.0, waitSeconds = 0.0, reduceBytes = 0
+        let share = Float(comm.slice(of: s.batchSize).count) / Float(s.batchSize)
         while step < s.steps {
             optimizer.lr = schedule.lr(at: step)
-            let loss = try trainStep(step: step)
+            var loss = try trainStep(step: step)
+            if comm.isDistributed {
+                // The global batch's mean gradient and loss, the same on every rank. The barrier
+                // first separates waiting for the slowest rank from the transfer in the metrics.
+                let t0 = Date()
+                comm.barrier()
+                let t1 = Date()
+                var extra = [loss]
+                reduceBytes = averageGradients(params, weight: share, extra: &extra, comm: comm)
+                waitSeconds += t1.timeIntervalSince(t0)
+                reduceSeconds += Date().timeIntervalSince(t1)
+                loss = extra[0]
+            }
             let gnorm = s.gradClip > 0 ? clipGradNorm(params, maxNorm: Double(s.gradClip)) : gradNorm(params)
             optimizer.step()
             optimizer.zeroGrad()
@@ -174,35 +212,59 @@ public final class Trainer {
             // The loss is computed before the update, so it can stay finite while the update
             // itself overflows: check the weights too (a pass over them, ~1 ms for 10 MB).
             try checkWeightsFinite(step: step)
-            if step % s.logEvery == 0 || step == s.steps {
+            if let metrics, step % s.logEvery == 0 || step == s.steps {
                 let elapsed = Date().timeIntervalSince(started)
-                try metrics.log(step: step, [("loss", lastLoss), ("grad_norm", gnorm), ("lr", optimizer.lr),
-                                             ("steps_per_s", Double(step - start) / max(elapsed, 1e-9))],
-                                extra: [("stage", .string(options.stage))])
+                var values = [("loss", lastLoss), ("grad_norm", gnorm), ("lr", optimizer.lr),
+                              ("steps_per_s", Double(step - start) / max(elapsed, 1e-9))]
+                if comm.isDistributed {
+                    // Seconds per step waiting for the slowest rank, then in the allreduce itself.
+                    values += [("ranks", Double(comm.size)), ("allreduce_bytes", Double(reduceBytes)),
+                               ("wait_s_per_step", waitSeconds / Double(step - start)),
+                               ("allreduce_s_per_step", reduceSeconds / Double(step - start))]
+                }
+                try metrics.log(step: step, values, extra: [("stage", .string(options.stage))])
             }
             progress.update(step: step, values: [("loss", lastLoss), ("lr", optimizer.lr)])
-            if s.sampleEvery > 0 && step % s.sampleEvery == 0 && step < s.steps { try writeSamples(step: step) }
-            if s.checkpointEvery > 0 && step % s.checkpointEvery == 0 && step < s.steps { try saveCheckpoint(step: step) }
+            if root && s.sampleEvery > 0 && step % s.sampleEvery == 0 && step < s.steps { try writeSamples(step: step) }
+            if root && s.checkpointEvery > 0 && step % s.checkpointEvery == 0 && step < s.steps { try saveCheckpoint(step: step) }
             if let stop = options.stopAfter, step >= stop { progress.finish(); return checkpointURL }
         }
         progress.finish()
-        try saveCheckpoint(step: step)
-        try writeSamples(step: step)
-        try withEMA { try model.save(to: outputURL, stage: options.stage, step: step, extra: options.metadata) }
+        if root {
+            try saveCheckpoint(step: step)
+            try writeSamples(step: step)
+            try withEMA { try model.save(to: outputURL, stage: options.stage, step: step, extra: options.metadata) }
+        }
         return outputURL
     }
 
+    /// Stops every rank, with the same message, unless all start from rank 0's step and weights
+    /// (ranks on nodes that see different run folders would otherwise train apart silently).
+    func checkRanksAgree(step: Int) throws {
+        let comm = options.communicator
+        guard comm.isDistributed else { return }
+        var sum = 0.0
+        for p in model.parameters() { for i in 0..<p.count { sum += Double(p.storage.ptr[i]) * Double(i % 7 + 1) } }
+        let mine = [Double(step), sum]
+        let hi = comm.allreduce(mine, .max), lo = comm.allreduce(mine, .min)
+        guard hi == lo else {
+            throw ModelError("\(options.stage): the \(comm.size) ranks start from different states (steps \(Int(lo[0]))...\(Int(hi[0]))): every rank must see the same run folder (a shared file system) and config")
+        }
+    }
+
     /// One forward/backward pass; returns the loss value.
+    /// Every draw is made for the whole global batch and this rank keeps its slice, so the
+    /// ranks together see exactly what one process sees.
     func trainStep(step: Int) throws -> Float {
         let s = options.section
-        let (x0, x1, batchCaptions) = try source.batch(step: step, size: s.batchSize)
-        var captions = batchCaptions
-        let n = captions.count
+        let n = s.batchSize, slice = options.communicator.slice(of: n)
+        let (x0, x1, sliceCaptions) = try source.batch(step: step, size: n, slice: slice)
+        var captions = sliceCaptions
         var rng = RNG(seed: options.seed &+ 0x7133, counter: UInt64(step) << 8)
         if s.captionDropout > 0 {
             let u = Storage(uninitializedCount: n)
             rng.uniform(u.ptr, count: n)
-            for i in 0..<n where u.ptr[i] < s.captionDropout { captions[i] = "" }
+            for (j, i) in slice.enumerated() where u.ptr[i] < s.captionDropout { captions[j] = "" }
         }
         model.train()
         let text = try model.encode(captions)
@@ -210,10 +272,10 @@ public final class Trainer {
         let loss: Tensor
         switch objective {
         case .rectifiedFlow(let sampler, let flowLoss):
-            let t = try sampler.sample(n, rng: &rng)
+            let t = rows(try sampler.sample(n, rng: &rng), slice)
             loss = try flowLoss(model: v, x0: x0, x1: x1, t: t)
         case .distill(let sampler, let dl):
-            let t = try sampler.sample(n, rng: &rng)
+            let t = rows(try sampler.sample(n, rng: &rng), slice)
             loss = try distillationLoss(model: v, x0: x0, x1: x1, t: t, loss: dl)
         }
         loss.backward()

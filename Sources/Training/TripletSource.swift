@@ -94,27 +94,28 @@ public final class TripletSource: TrainingSource {
         }
     }
 
-    public func batch(step: Int, size: Int) throws -> (x0: Tensor, x1: Tensor, captions: [String]) {
-        let x0 = Storage(uninitializedCount: size * itemSize), x1 = Storage(uninitializedCount: size * itemSize)
+    public func batch(step: Int, size: Int, slice: Range<Int>) throws -> (x0: Tensor, x1: Tensor, captions: [String]) {
+        let n = slice.count
+        let x0 = Storage(uninitializedCount: n * itemSize), x1 = Storage(uninitializedCount: n * itemSize)
         var caps: [String] = []
-        caps.reserveCapacity(size)
+        caps.reserveCapacity(n)
         if inMemory, let noise, let images {
-            let idx = sampler.indices(step: step, size: size)
+            let idx = sampler.indices(step: step, size: size)[slice]
             for (j, i) in idx.enumerated() {
                 (x0.ptr + j * itemSize).update(from: noise.ptr + i * itemSize, count: itemSize)
                 (x1.ptr + j * itemSize).update(from: images.ptr + i * itemSize, count: itemSize)
                 caps.append(texts[i])
             }
         } else {
-            for j in 0..<size {
-                let p = step * size + j
+            for (j, k) in slice.enumerated() {
+                let p = step * size + k
                 let (blk, row) = try blockRow(epoch: p / count, offset: p % count)
                 (x0.ptr + j * itemSize).update(from: blk.noise.ptr + row * itemSize, count: itemSize)
                 (x1.ptr + j * itemSize).update(from: blk.images.ptr + row * itemSize, count: itemSize)
                 caps.append(blk.texts[row])
             }
         }
-        let shape = [size] + itemShape
+        let shape = [n] + itemShape
         return (Tensor(shape: shape, storage: x0), Tensor(shape: shape, storage: x1), caps)
     }
 

@@ -48,8 +48,8 @@ struct ReflowDistill: ParsableCommand {
             let inputs = pairs.isEmpty ? [pipeline.pairsPath("reflow")] : pairs
             let start = initFrom ?? pipeline.run.file("reflow.safetensors")
             let out = try pipeline.trainDistill(pairs: inputs, initFrom: start, stage: stage, resume: resume, perceptualNet: perceptualNet)
-            print("\(stage) weights: \(out.path)")
-            print("samples: \(pipeline.run.samplesPath)")
+            printResult("\(stage) weights: \(out.path)")
+            printResult("samples: \(pipeline.run.samplesPath)")
         } catch { exitWithError(error) }
     }
 }

@@ -58,7 +58,7 @@ struct ReflowEval: ParsableCommand {
                 return (URL(fileURLWithPath: c).deletingPathExtension().lastPathComponent, c)
             }
             let table = try pipeline.evaluate(checkpoints: cps, evaluator: scoring.evaluator, secondEvaluator: scoring.secondEvaluator)
-            print(scoring.json ? table.json() : table.markdown())
+            printResult(scoring.json ? table.json() : table.markdown())
         } catch { exitWithError(error) }
     }
 }

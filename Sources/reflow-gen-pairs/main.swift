@@ -4,6 +4,7 @@ import Experiments
 import TripletStore
 import Foundation
 import TensorCore
+import Distributed
 
 BLASLauncher.reexecIfNeeded()
 
@@ -79,12 +80,12 @@ struct Generate: ParsableCommand {
             var req = try pipeline.pairsRequest(teacher: teacherPath, output: out, promptFile: prompts)
             req.shard = sh
             req.overwrite = overwrite
-            let r = try generatePairs(req)
+            let r = try generatePairs(req, over: .world)
             let nfe = r.meanNFE.map { String(format: ", mean NFE %.1f", $0) } ?? ""
             if r.generated == 0 {
-                print("\(r.path): already complete (\(r.rows) pairs)")
+                printResult("\(r.path): already complete (\(r.rows) pairs)")
             } else {
-                print("\(r.path): \(r.rows) pairs (\(r.generated) generated in \(String(format: "%.1f", r.seconds)) s\(r.resumedFrom > 0 ? ", resumed at \(r.resumedFrom)" : "")\(nfe))")
+                printResult("\(r.path): \(r.rows) pairs (\(r.generated) generated in \(String(format: "%.1f", r.seconds)) s\(r.resumedFrom > 0 ? ", resumed at \(r.resumedFrom)" : "")\(nfe))")
             }
         } catch { exitWithError(error) }
     }
@@ -105,6 +106,7 @@ struct Merge: ParsableCommand {
 
     func run() throws {
         do {
+            try requireOneRank("reflow-gen-pairs merge")
             let n = try mergePairParts(parts, into: output)
             print("\(output): \(n) pairs from \(parts.count) parts")
         } catch { exitWithError(error) }

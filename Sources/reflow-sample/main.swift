@@ -69,6 +69,7 @@ struct ReflowSample: ParsableCommand {
 
     func run() throws {
         do {
+            try requireOneRank("reflow-sample")
             Runtime.threads = threads
             if quiet { Log.level = .warning }
             // The config's sections hold every default; flags override them.

@@ -65,21 +65,21 @@ struct ReflowTrain: ParsableCommand {
             case .perceptual:
                 let cmd = (["reflow-train"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
                 let (url, acc) = try pipeline.trainEvaluator(arch: .conv3, command: cmd, role: .perceptual)
-                print("perceptual network: \(url.path)  test accuracy \(String(format: "%.2f%%", acc * 100))")
+                printResult("perceptual network: \(url.path)  test accuracy \(String(format: "%.2f%%", acc * 100))")
             case .evaluator:
                 let cmd = (["reflow-train"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
                 let (url, acc) = try pipeline.trainEvaluator(arch: arch, command: cmd)
-                print("evaluator: \(url.path)  test accuracy \(String(format: "%.2f%%", acc * 100))")
+                printResult("evaluator: \(url.path)  test accuracy \(String(format: "%.2f%%", acc * 100))")
             case .reflow:
                 let inputs = input.isEmpty ? [pipeline.pairsPath("teacher")] : input
                 let start = initFrom ?? pipeline.run.file("teacher.safetensors")
                 let out = try pipeline.trainReflow(inputs: inputs, initFrom: start, stage: name, resume: resume)
-                print("\(name) weights: \(out.path)")
-                print("samples: \(pipeline.run.samplesPath)")
+                printResult("\(name) weights: \(out.path)")
+                printResult("samples: \(pipeline.run.samplesPath)")
             case .teacher:
                 let out = try pipeline.trainTeacher(resume: resume)
-                print("teacher weights: \(out.path)")
-                print("samples: \(pipeline.run.samplesPath)")
+                printResult("teacher weights: \(out.path)")
+                printResult("samples: \(pipeline.run.samplesPath)")
             }
         } catch { exitWithError(error) }
     }

@@ -60,6 +60,7 @@ struct Run: ParsableCommand {
     func run() throws {
         options.applyLogLevel()
         do {
+            try requireOneRank("reflow (the chain)")
             let cfg = try options.load()
             let pipeline = try Pipeline(config: cfg)
             var o = ChainOptions()
@@ -107,6 +108,7 @@ struct Table: ParsableCommand {
     func run() throws {
         options.applyLogLevel()
         do {
+            try requireOneRank("reflow table")
             let cfg = try options.load(extra: scoring.overrides)
             let pipeline = try Pipeline(config: cfg)
             var r = pipeline.chainEvalRequest(evaluator: scoring.evaluator, secondEvaluator: scoring.secondEvaluator)
@@ -142,6 +144,7 @@ struct Report: ParsableCommand {
 
     func run() throws {
         do {
+            try requireOneRank("reflow report")
             let files = try writeReport(runDirectory: runDir)
             print("results: \(files.markdown)")
             print("report: \(files.html)")
