@@ -69,7 +69,7 @@ let package = Package(
         // Rectified-flow losses, time samplers, ODE solvers, guidance, straightness.
         .target(name: "Flow", dependencies: ["Autograd", "TensorCore"], swiftSettings: fast),
         // A model + a solver + guidance -> images: noise, guided velocity, batched generation, prompts.
-        .target(name: "Generation", dependencies: ["Models", "Flow", "Autograd", "TensorCore"], swiftSettings: fast),
+        .target(name: "Generation", dependencies: ["Models", "Flow", "Reporting", "Formats", "Autograd", "TensorCore"], swiftSettings: fast),
         // Strict YAML configs: decoding with key paths, --set overrides, dumps, --help-config. No ML.
         .target(name: "ConfigKit", dependencies: [.product(name: "Yams", package: "Yams")], swiftSettings: fast),
         // What a run shows and keeps: the logger, progress lines, metrics.jsonl, run folders, plots.
@@ -143,7 +143,7 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: fast),
         .testTarget(name: "ConfigKitTests", dependencies: ["ConfigKit", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "ServingTests",
-                    dependencies: ["Serving", "Experiments", "Models", "Reporting", "Flow", "Formats", "TestSupport",
+                    dependencies: ["Serving", "Experiments", "Generation", "Models", "Reporting", "Flow", "Formats", "TestSupport",
                                    .product(name: "FlyingFox", package: "FlyingFox")],
                     swiftSettings: fast),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Formats", "TestSupport"], swiftSettings: fast),

@@ -2,6 +2,7 @@ import Foundation
 import FlyingFox
 import FlyingSocks
 import Experiments
+import Generation
 import Flow
 import Reporting
 

@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import Experiments
+import Generation
 import Flow
 import Formats
 import Models

@@ -1,7 +1,6 @@
 import Foundation
 import Autograd
 import Formats
-import Generation
 import Reporting
 import Flow
 import Models
