@@ -13,7 +13,7 @@ let fast: [SwiftSetting] = [
 ]
 
 // What every thin command-line tool links.
-let tool: [Target.Dependency] = ["Experiments", "RunReport", "ReflowCLI", "ConfigKit", "Generation", "Reporting", "Flow", "Models", "Formats", "TripletStore", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+let tool: [Target.Dependency] = ["Experiments", "Sampling", "RunReport", "ReflowCLI", "ConfigKit", "Generation", "Reporting", "Diffusion", "Flow", "Models", "Formats", "TripletStore", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
 
 let package = Package(
     name: "Reflow",
@@ -61,23 +61,30 @@ let package = Package(
         .target(name: "Models", dependencies: ["NN", "Formats", "Autograd", "TensorCore"], swiftSettings: fast),
         // Rectified-flow losses, time samplers, ODE solvers, guidance, straightness.
         .target(name: "Flow", dependencies: ["Autograd", "TensorCore"], swiftSettings: fast),
+        // The diffusion teacher: its checkpoint description, the eps/v training loss on a discrete
+        // VP schedule and the choice of sampler (the schedule and samplers themselves are in Flow).
+        .target(name: "Diffusion", dependencies: ["Flow", "Autograd", "TensorCore"], swiftSettings: fast),
         // A model + a solver + guidance -> images: noise, guided velocity, batched generation, prompts.
-        .target(name: "Generation", dependencies: ["Models", "Flow", "Autograd", "TensorCore"], swiftSettings: fast),
+        .target(name: "Generation", dependencies: ["Models", "Diffusion", "Flow", "Autograd", "TensorCore"], swiftSettings: fast),
         // Strict YAML configs: decoding with key paths, --set overrides, dumps, --help-config. No ML.
         .target(name: "ConfigKit", dependencies: [.product(name: "Yams", package: "Yams")], swiftSettings: fast),
         // What a run shows and keeps: the logger, progress lines, metrics.jsonl, run folders, plots.
         .target(name: "Reporting", dependencies: ["ConfigKit", "Formats", "Autograd", "TensorCore"], swiftSettings: fast),
         // The training loop and its data sources (dataset, triplet files); options are plain values.
         .target(name: "Training",
-                dependencies: ["Generation", "Reporting", "Models", "NN", "Flow", "Datasets", "TripletStore", "Formats", "Autograd", "TensorCore"],
+                dependencies: ["Generation", "Reporting", "Models", "NN", "Diffusion", "Flow", "Datasets", "TripletStore", "Formats", "Autograd", "TensorCore"],
                 swiftSettings: fast),
         // Scoring: Frechet distance, prompt accuracy, straightness, distillation error, the results table.
         .target(name: "Evaluation",
-                dependencies: ["Generation", "Reporting", "Models", "Flow", "Datasets", "Formats", "Autograd", "TensorCore"],
+                dependencies: ["Generation", "Reporting", "Models", "Diffusion", "Flow", "Datasets", "Formats", "Autograd", "TensorCore"],
+                swiftSettings: fast),
+        // A checkpoint's sampler run to files: triplet files (generatePairs) and sample grids (runSample).
+        .target(name: "Sampling",
+                dependencies: ["Generation", "Reporting", "Models", "Diffusion", "Flow", "TripletStore", "Formats", "Autograd", "TensorCore"],
                 swiftSettings: fast),
         // The experiment schema, the stages and the chain that runs them.
         .target(name: "Experiments",
-                dependencies: ["ConfigKit", "Training", "Evaluation", "Generation", "Reporting", "Models", "NN", "Flow",
+                dependencies: ["ConfigKit", "Training", "Evaluation", "Sampling", "Generation", "Reporting", "Models", "NN", "Diffusion", "Flow",
                                "Datasets", "TripletStore", "Formats", "Autograd", "TensorCore"],
                 swiftSettings: fast),
 
@@ -125,6 +132,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Formats", "Autograd", "TensorCore", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "FlowTests", dependencies: ["Flow", "Autograd", "TensorCore", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: fast),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Flow", "Autograd", "TensorCore", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Autograd", "TensorCore", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: fast),
         .testTarget(name: "ConfigKitTests", dependencies: ["ConfigKit", "TestSupport"], swiftSettings: fast),
@@ -132,8 +140,8 @@ let package = Package(
         .testTarget(name: "RunReportTests", dependencies: ["RunReport", "Evaluation", "Reporting", "Formats", "Autograd", "TensorCore", "TestSupport"],
                     swiftSettings: fast),
         .testTarget(name: "ExperimentsTests",
-                    dependencies: ["Experiments", "RunReport", "Training", "Evaluation", "Generation", "Reporting", "ConfigKit", "Datasets",
-                                   "TripletStore", "Formats", "Models", "NN", "Flow", "Autograd", "TensorCore", "TestSupport"],
+                    dependencies: ["Experiments", "RunReport", "Sampling", "Training", "Evaluation", "Generation", "Reporting", "ConfigKit", "Datasets",
+                                   "TripletStore", "Formats", "Models", "NN", "Diffusion", "Flow", "Autograd", "TensorCore", "TestSupport"],
                     swiftSettings: fast),
     ],
     swiftLanguageModes: [.v5]

@@ -1,7 +1,9 @@
 import Foundation
+import Sampling
 import Autograd
 import ConfigKit
 import Datasets
+import Diffusion
 import Evaluation
 import Formats
 import TripletStore
@@ -59,8 +61,12 @@ public func pairsIdentity(_ path: String) throws -> String {
 extension Pipeline {
     /// Hash of everything the teacher's weights depend on.
     public var teacherConfigHash: String {
-        chainHash(["teacher", "seed=\(config.seed)", dumpConfig(config.dataset), dumpConfig(config.text),
-                   dumpConfig(config.model), dumpConfig(weightsRelevant(config.teacher))])
+        var teacher = config.teacher
+        teacher.train = weightsRelevant(teacher.train)
+        // Flow teachers keep the hash they had before diffusion teachers existed.
+        return chainHash(["teacher", "seed=\(config.seed)", dumpConfig(config.dataset), dumpConfig(config.text),
+                          dumpConfig(config.model), dumpConfig(teacher.train)]
+                         + (teacher.kind == .diffusion ? [dumpConfig(teacher)] : []))
     }
 
     public func reflowConfigHash(stage: String, inputs: [String], initFrom: String) throws -> String {

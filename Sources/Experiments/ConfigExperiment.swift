@@ -1,6 +1,7 @@
 import Foundation
 import ConfigKit
 import Datasets
+import Diffusion
 import Flow
 import Models
 import NN
@@ -48,7 +49,7 @@ public struct ExperimentConfig: ConfigSection, Equatable {
     public var dataset = DatasetSection()
     public var text = TextSection()
     public var model = ModelSection()
-    public var teacher = TrainSection()
+    public var teacher = TeacherSection()
     public var pairs = PairsSection()
     public var reflow = TrainSection(steps: 3000, lr: 5e-4)
     public var distill = DistillSection()
@@ -65,7 +66,7 @@ public struct ExperimentConfig: ConfigSection, Equatable {
         try v.section("dataset", &dataset, doc: "training images and captions")
         try v.section("text", &text, doc: "caption encoder")
         try v.section("model", &model, doc: "velocity network (also the student's)")
-        try v.section("teacher", &teacher, doc: "stage 1: 1-rectified flow on (independent noise, data)")
+        try v.section("teacher", &teacher, doc: "stage 1: 1-rectified flow on (independent noise, data), or a diffusion model (kind)")
         try v.section("pairs", &pairs, doc: "stage 2: (text, noise, image) triplets from the teacher's ODE")
         try v.section("reflow", &reflow, doc: "stage 3: 2-rectified flow on the teacher's pairs")
         try v.section("distill", &distill, doc: "stage 4: few-step student distilled from pairs")
@@ -298,6 +299,7 @@ public struct PairsSection: ConfigSection, Equatable {
 public struct SampleSection: ConfigSection, Equatable {
     public var steps = 32
     public var solver = SolverKind.rk4
+    public var sampler = DiffusionSamplerKind.dpmSolverPP
     public var guidance: Float = 1.5
     public var prompts: [String] = []
     public var gridColumns = 8
@@ -312,6 +314,7 @@ public struct SampleSection: ConfigSection, Equatable {
     public mutating func visit(_ v: inout ConfigVisitor) throws {
         try v.field("steps", &steps, doc: "solver steps")
         try v.field("solver", &solver, doc: "ODE solver")
+        try v.field("sampler", &sampler, doc: "diffusion teachers: sampler (steps = its model evaluations)")
         try v.field("guidance", &guidance, doc: "classifier-free guidance weight (1 = none)")
         try v.field("prompts", &prompts, doc: "captions to draw (empty = a spread of the dataset's captions)")
         try v.field("grid_columns", &gridColumns, doc: "images per row in sample grids")

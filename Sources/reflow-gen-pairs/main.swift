@@ -3,6 +3,7 @@ import ReflowCLI
 import Experiments
 import TripletStore
 import Foundation
+import Sampling
 import TensorCore
 
 BLASLauncher.reexecIfNeeded()

@@ -6,6 +6,7 @@ import Generation
 import ReflowCLI
 import Reporting
 import Foundation
+import Sampling
 import TensorCore
 
 BLASLauncher.reexecIfNeeded()

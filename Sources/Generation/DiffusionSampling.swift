@@ -1,0 +1,61 @@
+import Foundation
+import Autograd
+import Diffusion
+import Flow
+import Models
+import TensorCore
+
+/// Samples a diffusion teacher from x_T for the prompts (no gradients), in batches: the network
+/// under classifier-free guidance w (on its eps or v output), its time input fed as
+/// `DiffusionTeacher.model` maps it, solved by `sampler`. Returns the images and the model
+/// evaluations per image (the sampler's NFE; guided rows share one batch).
+public func generateDiffusion(_ model: FlowModel, teacher: DiffusionTeacher, xT: Tensor, prompts: [String],
+                              sampler: DiffusionSampler, guidance: Float, batchSize: Int = 256) throws -> (images: Tensor, nfe: Int) {
+    let n = xT.shape[0]
+    guard prompts.count == n else {
+        throw ShapeError(op: "generateDiffusion", "\(prompts.count) prompts for \(n) noise items")
+    }
+    model.eval()
+    defer { model.train() }
+    return try noGrad {
+        var parts: [Tensor] = []
+        var nfe = 0
+        var lo = 0
+        while lo < n {
+            let hi = min(n, lo + batchSize)
+            let net = try guidedVelocity(model, prompts: Array(prompts[lo..<hi]), guidance: guidance)
+            let r = try sampler.sample(teacher.model(net), xT: xT.slice(axis: 0, range: lo..<hi))
+            parts.append(r.x)
+            nfe = max(nfe, r.nfe)
+            lo = hi
+        }
+        return (parts.count == 1 ? parts[0] : try Tensor.concat(parts, axis: 0), nfe)
+    }
+}
+
+/// How a checkpoint is sampled: its ODE with a solver (rectified flows), or its diffusion
+/// sampler (diffusion teachers).
+public enum SampleMethod {
+    case ode(ODESolver)
+    case diffusion(DiffusionTeacher, DiffusionSampler)
+
+    /// The method's label for logs and file attributes.
+    public var name: String {
+        switch self {
+        case .ode(let s): return s.name
+        case .diffusion(_, let s): return s.name
+        }
+    }
+}
+
+/// `generate` or `generateDiffusion`, as `method` says.
+public func generate(_ model: FlowModel, x0: Tensor, prompts: [String], method: SampleMethod, guidance: Float,
+                     batchSize: Int = 256) throws -> (images: Tensor, nfe: Int) {
+    switch method {
+    case .ode(let solver):
+        return try generate(model, x0: x0, prompts: prompts, solver: solver, guidance: guidance, batchSize: batchSize)
+    case .diffusion(let teacher, let sampler):
+        return try generateDiffusion(model, teacher: teacher, xT: x0, prompts: prompts, sampler: sampler,
+                                     guidance: guidance, batchSize: batchSize)
+    }
+}
