@@ -90,13 +90,13 @@ let package = Package(
 
         // The run report: results.md and report.html with the table, figures, curves, timings.
         .target(name: "RunReport",
-                dependencies: ["Experiments", "Evaluation", "Generation", "Reporting", "ConfigKit", "Datasets", "Flow", "Models",
+                dependencies: ["Experiments", "Evaluation", "Generation", "Reporting", "ConfigKit", "Datasets", "Diffusion", "Flow", "Models",
                                "Formats", "Autograd", "TensorCore"],
                 swiftSettings: fast),
 
         // Command-line flags shared by the tools.
         .target(name: "ReflowCLI",
-                dependencies: ["Experiments", "ConfigKit", "Reporting", "Flow", "Models", "NN", "TripletStore",
+                dependencies: ["Experiments", "ConfigKit", "Reporting", "Diffusion", "Flow", "Models", "NN", "TripletStore",
                                .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 swiftSettings: fast),
 

@@ -29,3 +29,29 @@ public enum DiffusionSamplerKind: String, CaseIterable, Sendable {
         }
     }
 }
+
+/// A diffusion sampler and its step count, stored as one JSON value like `SolverSettings`
+/// (a triplet file's `solver` attribute, a student's `pairs_solver` metadata):
+///
+///     {"name":"dpmsolver++","steps":25}
+public struct DiffusionSamplerSettings: Equatable, Sendable {
+    public var kind: DiffusionSamplerKind
+    public var steps: Int
+
+    public init(kind: DiffusionSamplerKind, steps: Int) { self.kind = kind; self.steps = steps }
+
+    public func make(for teacher: DiffusionTeacher) throws -> DiffusionSampler { try kind.make(for: teacher, steps: steps) }
+
+    public var json: String { "{\"name\":\"\(kind.rawValue)\",\"steps\":\(steps)}" }
+
+    /// Reads `json`; nil when it names no diffusion sampler (an ODE solver's settings), an
+    /// error when it names one with a bad step count.
+    public init?(json text: String) throws {
+        guard let obj = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any],
+              let name = obj["name"] as? String, let kind = DiffusionSamplerKind(rawValue: name) else { return nil }
+        guard let steps = (obj["steps"] as? NSNumber)?.intValue, steps >= 1 else {
+            throw DiffusionError("sampler settings: '\(name)' needs a positive integer 'steps' in '\(text)'")
+        }
+        self.init(kind: kind, steps: steps)
+    }
+}

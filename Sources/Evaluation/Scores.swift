@@ -64,9 +64,16 @@ public func scoreImages(_ images: Tensor, classes: [Int], reference: Reference, 
 /// Generates `prompts.count` samples from (seed, i) noise with `solver` and scores them.
 public func scoreSamples(_ model: FlowModel, solver: ODESolver, guidance: Float, prompts: [String], classes: [Int],
                          seed: UInt64, reference: Reference, batchSize: Int, noiseOffset: Int = 0) throws -> SampleScores {
+    try scoreSamples(model, method: .ode(solver), guidance: guidance, prompts: prompts, classes: classes, seed: seed,
+                     reference: reference, batchSize: batchSize, noiseOffset: noiseOffset)
+}
+
+/// The same with a diffusion sampler or an ODE solver (`SampleMethod`).
+public func scoreSamples(_ model: FlowModel, method: SampleMethod, guidance: Float, prompts: [String], classes: [Int],
+                         seed: UInt64, reference: Reference, batchSize: Int, noiseOffset: Int = 0) throws -> SampleScores {
     let x0 = itemNoise(seed: seed, first: noiseOffset, count: prompts.count, itemShape: model.spec.itemShape)
     let start = Date()
-    let (imgs, nfe) = try generate(model, x0: x0, prompts: prompts, solver: solver, guidance: guidance, batchSize: batchSize)
+    let (imgs, nfe) = try generate(model, x0: x0, prompts: prompts, method: method, guidance: guidance, batchSize: batchSize)
     let secs = Date().timeIntervalSince(start)
     return try scoreImages(imgs, classes: classes, reference: reference,
                            imagesPerSecond: Double(prompts.count) / max(secs, 1e-9), nfe: nfe)

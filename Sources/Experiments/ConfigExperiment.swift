@@ -265,6 +265,7 @@ public struct DistillSection: ConfigSection, Equatable {
 public struct PairsSection: ConfigSection, Equatable {
     public var count = 8192
     public var solver = SolverKind.rk4
+    public var sampler = DiffusionSamplerKind.dpmSolverPP
     public var steps = 32
     public var rtol: Double = 1e-3
     public var atol: Double = 1e-4
@@ -280,7 +281,8 @@ public struct PairsSection: ConfigSection, Equatable {
     public mutating func visit(_ v: inout ConfigVisitor) throws {
         try v.field("count", &count, doc: "number of triplets to generate")
         try v.field("solver", &solver, doc: "ODE solver for the teacher")
-        try v.field("steps", &steps, doc: "solver steps (fixed-step solvers)")
+        try v.field("sampler", &sampler, doc: "diffusion teachers: sampler instead of the ODE solver")
+        try v.field("steps", &steps, doc: "solver steps (fixed-step solvers; a diffusion sampler's model evaluations)")
         try v.field("rtol", &rtol, doc: "dopri5: relative tolerance")
         try v.field("atol", &atol, doc: "dopri5: absolute tolerance")
         try v.field("guidance", &guidance, doc: "classifier-free guidance weight (1 = none)")
@@ -329,6 +331,7 @@ public struct EvalSection: ConfigSection, Equatable {
     public var seeds = [0]
     public var batchSize = 250
     public var solver = SolverKind.euler
+    public var sampler = DiffusionSamplerKind.dpmSolverPP
     public var guidance: [Float] = [1.5]
     public var teacherGuidanceSweep: [Float] = []
     public var straightnessSteps: Int? = nil
@@ -345,6 +348,7 @@ public struct EvalSection: ConfigSection, Equatable {
         try v.field("seeds", &seeds, doc: "seeds to average over")
         try v.field("batch_size", &batchSize, doc: "images generated together")
         try v.field("solver", &solver, doc: "reflow-eval: fixed-step solver of the rows (the chain's table uses euler)")
+        try v.field("sampler", &sampler, doc: "diffusion teachers: sampler of their rows (steps = model evaluations)")
         try v.field("guidance", &guidance,
                     doc: "reflow-eval: guidance weights, one set of rows each (the chain scores its teacher at pairs.guidance, the rest at 1)")
         try v.field("teacher_guidance_sweep", &teacherGuidanceSweep,

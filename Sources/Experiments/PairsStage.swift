@@ -13,7 +13,7 @@ extension PairsRequest {
     /// A request with the section's count, solver, guidance and batch size.
     public init(teacher: String, output: String, section p: PairsSection, seed: UInt64, prompts: [String],
                 promptSource: String) {
-        self.init(teacher: teacher, output: output, count: p.count, solver: p.solverSettings, guidance: p.guidance,
+        self.init(teacher: teacher, output: output, count: p.count, solver: p.solverSettings, sampler: p.sampler, guidance: p.guidance,
                   batchSize: p.batchSize, seed: seed, prompts: prompts, promptSource: promptSource)
     }
 }

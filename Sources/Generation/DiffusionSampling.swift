@@ -59,3 +59,17 @@ public func generate(_ model: FlowModel, x0: Tensor, prompts: [String], method: 
                                      guidance: guidance, batchSize: batchSize)
     }
 }
+
+extension SampleMethod {
+    /// How a checkpoint is sampled: a diffusion teacher (its metadata says so) with `sampler` at
+    /// `solver.steps` model evaluations, anything else with the ODE solver `solver`.
+    public static func forCheckpoint(metadata: [String: String], source: String, solver: SolverSettings,
+                                     sampler: DiffusionSamplerKind) throws -> SampleMethod {
+        if let teacher = try DiffusionTeacher(metadata: metadata, source: source) {
+            return .diffusion(teacher, try sampler.make(for: teacher, steps: solver.steps))
+        }
+        return .ode(solver.makeSolver())
+    }
+
+    public var isDiffusion: Bool { if case .diffusion = self { return true } else { return false } }
+}

@@ -1,5 +1,6 @@
 import Foundation
 import Autograd
+import Diffusion
 import Formats
 import TripletStore
 import Generation
@@ -8,7 +9,8 @@ import Flow
 import Models
 import TensorCore
 
-// Stage 2 of the chain: (text, noise, image) triplets from a flow's ODE, written to HDF5.
+// Stage 2 of the chain: (text, noise, image) triplets from a flow's ODE (or a diffusion teacher's
+// sampler: the noise is its x_T, the image its output), written to HDF5.
 //
 // What makes the file reproducible and resumable:
 // - pair i's noise is itemNoise(seed, first: i): it depends only on (seed, i);
@@ -29,6 +31,10 @@ public struct PairsRequest {
     public var output: String
     public var count: Int
     public var solver: SolverSettings
+    /// The sampler of a diffusion teacher (at `solver.steps` steps); unused for flows.
+    public var sampler: DiffusionSamplerKind
+    /// The user named the sampler (a flag): an error for a flow checkpoint rather than ignored.
+    public var samplerNamed = false
     public var guidance: Float
     public var batchSize: Int
     /// Noise seed: pair i's noise is itemNoise(seed, first: i).
@@ -45,9 +51,9 @@ public struct PairsRequest {
     /// Extra root attributes (the chain's config hash).
     public var extraAttributes: [String: String] = [:]
 
-    public init(teacher: String, output: String, count: Int, solver: SolverSettings, guidance: Float, batchSize: Int,
-                seed: UInt64, prompts: [String], promptSource: String) {
-        self.teacher = teacher; self.output = output; self.count = count; self.solver = solver
+    public init(teacher: String, output: String, count: Int, solver: SolverSettings, sampler: DiffusionSamplerKind, guidance: Float,
+                batchSize: Int, seed: UInt64, prompts: [String], promptSource: String) {
+        self.teacher = teacher; self.output = output; self.count = count; self.solver = solver; self.sampler = sampler
         self.guidance = guidance; self.batchSize = batchSize; self.seed = seed
         self.prompts = prompts; self.promptSource = promptSource
     }
@@ -82,7 +88,9 @@ public func generatePairs(_ r: PairsRequest) throws -> PairsResult {
     if let want = r.expectedItemShape, want != shape {
         throw ModelError("pairs: teacher \(r.teacher) makes items of shape \(shape), but the config's dataset has items of shape \(want): this checkpoint was trained for another dataset")
     }
-    let attrs = try pairsAttributes(r, stage: meta["stage"])
+    try checkSamplingFlags(metadata: meta, checkpoint: r.teacher, solverNamed: false, samplerNamed: r.samplerNamed)
+    let method = try SampleMethod.forCheckpoint(metadata: meta, source: r.teacher, solver: r.solver, sampler: r.sampler)
+    let attrs = try pairsAttributes(r, metadata: meta)
     let range = r.shard?.rows(total: r.count, batchSize: r.batchSize) ?? 0..<r.count
 
     let existed = FileManager.default.fileExists(atPath: r.output)
@@ -113,12 +121,11 @@ public func generatePairs(_ r: PairsRequest) throws -> PairsResult {
     let began = Date()
     var nfes: [Int] = []
     if start < total {
-        let solver = r.solver.makeSolver()
         let perBatchLog = max(1, (total / r.batchSize) / 20) * r.batchSize
         let progress = Progress(total: total, label: "pairs", startStep: start, plainInterval: 10,
                                 plainEverySteps: perBatchLog, output: pairsProgressOutput)
         let what = start > 0 ? "resuming at pair \(range.lowerBound + start) of" : "generating"
-        progress.message("pairs: \(what) \(total) pairs \(range.lowerBound)..<\(range.upperBound) from \(r.teacher) with \(solver.name), guidance \(r.guidance), batch \(r.batchSize) -> \(r.output)")
+        progress.message("pairs: \(what) \(total) pairs \(range.lowerBound)..<\(range.upperBound) from \(r.teacher) with \(method.name), guidance \(r.guidance), batch \(r.batchSize) -> \(r.output)")
         let size = shape.reduce(1, *)
         var next = range.lowerBound + start  // first global pair index still missing
         do {
@@ -127,7 +134,7 @@ public func generatePairs(_ r: PairsRequest) throws -> PairsResult {
                 let lo = b * r.batchSize, hi = min(r.count, lo + r.batchSize)
                 let x0 = itemNoise(seed: r.seed, first: lo, count: hi - lo, itemShape: shape)
                 let prompts = (lo..<hi).map { r.prompts[$0 % r.prompts.count] }
-                let (images, nfe) = try generate(model, x0: x0, prompts: prompts, solver: solver,
+                let (images, nfe) = try generate(model, x0: x0, prompts: prompts, method: method,
                                                  guidance: r.guidance, batchSize: hi - lo)
                 nfes.append(nfe)
                 let skip = next - lo, n = hi - next
@@ -154,10 +161,12 @@ public func generatePairs(_ r: PairsRequest) throws -> PairsResult {
 
 /// The root attributes a request's file carries: what made the pairs (checkpoint and its
 /// SHA-256, solver, guidance, noise seed, batch boundaries, prompts) and, for a shard, its part.
-/// A file is resumed only when its attributes equal these.
-public func pairsAttributes(_ r: PairsRequest, stage: String? = nil) throws -> [String: String] {
+/// A file is resumed only when its attributes equal these. Pairs of a diffusion teacher also name
+/// its kind, schedule, prediction and sampler, and `solver` holds the sampler's settings.
+public func pairsAttributes(_ r: PairsRequest, metadata: [String: String]? = nil) throws -> [String: String] {
     let url = URL(fileURLWithPath: r.teacher)
-    let st = try stage ?? Safetensors.readMetadata(url)["stage"]
+    let meta = try metadata ?? Safetensors.readMetadata(url)
+    let st = meta["stage"]
     var attrs: [String: String] = [
         TripletFormat.Key.teacherCheckpoint: url.standardizedFileURL.path,
         TripletFormat.Key.teacherSHA256: try SHA256.hex(file: url.path),
@@ -169,6 +178,14 @@ public func pairsAttributes(_ r: PairsRequest, stage: String? = nil) throws -> [
         PairsKey.teacherStage: st ?? "unknown",
     ]
     attrs[TripletFormat.Key.solver] = r.solver.json
+    if let teacher = try DiffusionTeacher(metadata: meta, source: r.teacher) {
+        let settings = DiffusionSamplerSettings(kind: r.sampler, steps: r.solver.steps)
+        attrs[TripletFormat.Key.solver] = settings.json
+        attrs[PairsKey.sampler] = try settings.make(for: teacher).name
+        attrs[DiffusionTeacher.Key.kind] = TeacherKind.diffusion.rawValue
+        attrs[DiffusionTeacher.Key.schedule] = teacher.schedule.name
+        attrs[DiffusionTeacher.Key.prediction] = teacher.prediction.rawValue
+    }
     attrs.merge(r.extraAttributes) { _, b in b }
     if let shard = r.shard {
         let range = shard.rows(total: r.count, batchSize: r.batchSize)

@@ -1,5 +1,6 @@
 import Foundation
 import Autograd
+import Diffusion
 import Formats
 import Generation
 import Reporting
@@ -12,6 +13,11 @@ public struct SampleRequest {
     public var checkpoint: String
     public var prompts: [String]
     public var solver: SolverSettings
+    /// The sampler of a diffusion checkpoint (at `solver.steps` steps); unused for flows.
+    public var sampler: DiffusionSamplerKind
+    /// Whether the user named the solver or the sampler (a flag): naming the one the checkpoint
+    /// does not use is an error rather than ignored.
+    public var solverNamed = false, samplerNamed = false
     public var guidance: Float
     public var seed: UInt64
     public var perPrompt: Int
@@ -20,17 +26,19 @@ public struct SampleRequest {
     /// Frames of a latent interpolation strip (0 = a grid instead).
     public var interpolate = 0
     public var allowUnknown = false
-    public init(checkpoint: String, prompts: [String], output: String, solver: SolverSettings, guidance: Float,
-                seed: UInt64, perPrompt: Int) {
+    public init(checkpoint: String, prompts: [String], output: String, solver: SolverSettings, sampler: DiffusionSamplerKind,
+                guidance: Float, seed: UInt64, perPrompt: Int) {
         self.checkpoint = checkpoint; self.prompts = prompts; self.output = output
-        self.solver = solver; self.guidance = guidance; self.seed = seed; self.perPrompt = perPrompt
+        self.solver = solver; self.sampler = sampler; self.guidance = guidance; self.seed = seed; self.perPrompt = perPrompt
     }
 }
 
 /// Samples a grid (or an interpolation strip) from any checkpoint; returns NFE and seconds.
 @discardableResult
 public func runSample(_ r: SampleRequest) throws -> (nfe: Int, seconds: Double) {
-    let (model, _) = try FlowModel.load(from: URL(fileURLWithPath: r.checkpoint))
+    let (model, meta) = try FlowModel.load(from: URL(fileURLWithPath: r.checkpoint))
+    try checkSamplingFlags(metadata: meta, checkpoint: r.checkpoint, solverNamed: r.solverNamed, samplerNamed: r.samplerNamed)
+    let method = try SampleMethod.forCheckpoint(metadata: meta, source: r.checkpoint, solver: r.solver, sampler: r.sampler)
     if !r.allowUnknown { try checkPromptWords(r.prompts, tokenizer: model.tokenizer) }
     let shape = model.spec.itemShape
     var prompts: [String]
@@ -45,8 +53,7 @@ public func runSample(_ r: SampleRequest) throws -> (nfe: Int, seconds: Double) 
         x0 = itemNoise(seed: r.seed, first: 0, count: prompts.count, itemShape: shape)
     }
     let start = Date()
-    let solver = r.solver.makeSolver()
-    let (images, nfe) = try generate(model, x0: x0, prompts: prompts, solver: solver, guidance: r.guidance)
+    let (images, nfe) = try generate(model, x0: x0, prompts: prompts, method: method, guidance: r.guidance)
     let secs = Date().timeIntervalSince(start)
     let cols = r.columns ?? (r.interpolate > 0 ? r.interpolate : (r.perPrompt > 1 ? r.perPrompt : min(prompts.count, 10)))
     try writeSampleImage(path: r.output, images: images, columns: cols)
@@ -57,7 +64,10 @@ public func runSample(_ r: SampleRequest) throws -> (nfe: Int, seconds: Double) 
 @discardableResult
 public func writeTrajectories(checkpoint: String, prompts: [String], perPrompt: Int, steps: Int, guidance: Float,
                               seed: UInt64, output: String) throws -> Double {
-    let (model, _) = try FlowModel.load(from: URL(fileURLWithPath: checkpoint))
+    let (model, meta) = try FlowModel.load(from: URL(fileURLWithPath: checkpoint))
+    if let d = try DiffusionTeacher(metadata: meta, source: checkpoint) {
+        throw ModelError("--trajectories plots a rectified flow's Euler paths; \(checkpoint) is a diffusion teacher (\(d.name)): sample it as a grid with --sampler")
+    }
     guard model.spec.itemShape == [2, 1, 1] else {
         throw ModelError("--trajectories needs a 2-D (toy2d) model; this one makes items \(model.spec.itemShape)")
     }
@@ -78,4 +88,16 @@ public func writeTrajectories(checkpoint: String, prompts: [String], perPrompt: 
     }
     try trajectoryPlot(r.trajectory ?? [], labels: colours).write(to: output)
     return s.value
+}
+
+/// Refuses a solver named for a diffusion checkpoint, or a sampler named for a flow: the one
+/// the checkpoint does not use would otherwise be ignored without a word.
+public func checkSamplingFlags(metadata: [String: String], checkpoint: String, solverNamed: Bool, samplerNamed: Bool) throws {
+    if let d = try DiffusionTeacher(metadata: metadata, source: checkpoint) {
+        if solverNamed {
+            throw ModelError("\(checkpoint) is a diffusion teacher (\(d.name)): it is sampled with --sampler (\(DiffusionSamplerKind.allCases.map(\.rawValue).joined(separator: ", "))), not an ODE --solver")
+        }
+    } else if samplerNamed {
+        throw ModelError("\(checkpoint) is a rectified flow (its metadata names no diffusion teacher): --sampler is for diffusion teachers; use --solver")
+    }
 }
