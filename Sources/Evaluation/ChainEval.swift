@@ -122,6 +122,7 @@ extension EvalContext {
         for (label, path, w) in models {
             let (model, meta) = try load(path)
             let diffusion = try DiffusionTeacher(metadata: meta, source: path)
+            if diffusion != nil { table.solver = "Euler solver for flows and students, \(r.teacherSampler.rawValue) for the diffusion teacher (\(diffusion!.name))" }
             func method(_ steps: Int) throws -> SampleMethod {
                 guard let diffusion else { return .ode(Euler(steps: steps)) }
                 return .diffusion(diffusion, try r.teacherSampler.make(for: diffusion, steps: steps))
