@@ -9,6 +9,12 @@ import TensorCore
 /// under classifier-free guidance w (on its eps or v output), its time input fed as
 /// `DiffusionTeacher.model` maps it, solved by `sampler`. Returns the images and the model
 /// evaluations per image (the sampler's NFE; guided rows share one batch).
+///
+/// The images are clipped to the data range [-1, 1], as diffusers' pixel-space pipelines do when
+/// they turn samples into images: the samplers themselves do not clip (parity with diffusers'
+/// schedulers), and an eps-model's x0 = (x - sigma eps) / alpha overshoots where eps is off,
+/// most under guidance (a 3,000-step digits teacher gave values up to 3.5 at w = 1.5, which a
+/// 2-RF trained on them carried further, to 14.7).
 public func generateDiffusion(_ model: FlowModel, teacher: DiffusionTeacher, xT: Tensor, prompts: [String],
                               sampler: DiffusionSampler, guidance: Float, batchSize: Int = 256) throws -> (images: Tensor, nfe: Int) {
     let n = xT.shape[0]
@@ -25,7 +31,7 @@ public func generateDiffusion(_ model: FlowModel, teacher: DiffusionTeacher, xT:
             let hi = min(n, lo + batchSize)
             let net = try guidedVelocity(model, prompts: Array(prompts[lo..<hi]), guidance: guidance)
             let r = try sampler.sample(teacher.model(net), xT: xT.slice(axis: 0, range: lo..<hi))
-            parts.append(r.x)
+            parts.append(clippedToImageRange(r.x))
             nfe = max(nfe, r.nfe)
             lo = hi
         }
@@ -72,4 +78,12 @@ extension SampleMethod {
     }
 
     public var isDiffusion: Bool { if case .diffusion = self { return true } else { return false } }
+}
+
+/// x clipped to [-1, 1] elementwise (a fresh tensor, no graph).
+func clippedToImageRange(_ x: Tensor) -> Tensor {
+    let out = Storage(uninitializedCount: x.count)
+    let src = x.storage.ptr
+    for i in 0..<x.count { out.ptr[i] = min(1, max(-1, src[i])) }
+    return Tensor(shape: x.shape, storage: out)
 }

@@ -17,7 +17,7 @@ final class DiffusionChainTests: XCTestCase {
             "teacher.kind=diffusion", "teacher.steps=800", "teacher.batch_size=256", "teacher.lr=3e-3", "teacher.warmup=20",
             "teacher.sample_every=0", "teacher.checkpoint_every=0",
             "pairs.count=1024", "pairs.sampler=dpmsolver++", "pairs.steps=10", "pairs.guidance=1",
-            "reflow.steps=400", "reflow.batch_size=256", "reflow.lr=1e-3", "reflow.sample_every=0", "reflow.ema_decay=0.99",
+            "reflow.steps=1200", "reflow.batch_size=256", "reflow.lr=2e-3", "reflow.sample_every=0", "reflow.ema_decay=0.99",
             "distill.steps=150", "distill.batch_size=256", "distill.sample_every=0", "distill.ema_decay=0.99",
             "eval.steps=[1,10]", "eval.samples=256", "eval.seeds=[0,1]", "eval.sampler=dpmsolver++",
         ])
@@ -34,7 +34,7 @@ final class DiffusionChainTests: XCTestCase {
         XCTAssertNil(rm["teacher_kind"])
         XCTAssertEqual(rm["init_sha256"], try SHA256.hex(file: teacher))
         let pairs = try TripletReader(path: p.pairsPath("teacher"))
-        XCTAssertEqual(pairs.writerAttributes["sampler"], "dpm-solver++(2M, 10, linspace, epsilon)")
+        XCTAssertEqual(pairs.writerAttributes["sampler"], "dpm-solver++(2M, 10, linspace, epsilon), output clipped to [-1, 1]")
         pairs.close()
 
         XCTAssertEqual(r.table.rows.map(\.model), ["teacher", "teacher", "2-RF", "2-RF", "2-RF + distill", "teacher + direct distill"])
@@ -43,8 +43,11 @@ final class DiffusionChainTests: XCTestCase {
             let f = r.table.rows.first { $0.model == model && $0.steps == steps }!.fdFeatures
             return f.reduce(0, +) / Double(f.count)
         }
+        print("toy2d diffusion chain, FD (conv3) by row: \(r.table.rows.map { "\($0.model) @\($0.steps): \($0.fdFeatures)" })")
         // Reflow turns the teacher's many-step quality into few steps: the 2-RF's and the
-        // student's one-step samples beat the teacher's one-step x0 prediction by far.
+        // student's one-step samples beat the teacher's one-step x0 prediction by far. (The 2-RF
+        // starts from an eps network, whose output must turn into a velocity: at 400 steps its
+        // one-step FD was still 1.9 against the teacher's 3.1; hence 1,200 steps here.)
         XCTAssertLessThan(fd("teacher", 10), 0.5 * fd("teacher", 1), "\(r.table.rows.map { ($0.model, $0.steps, $0.fdFeatures) })")
         XCTAssertLessThan(fd("2-RF", 1), 0.5 * fd("teacher", 1), "\(r.table.rows.map { ($0.model, $0.steps, $0.fdFeatures) })")
         XCTAssertLessThan(fd("2-RF + distill", 1), 0.5 * fd("teacher", 1))

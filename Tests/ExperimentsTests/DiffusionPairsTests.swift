@@ -33,7 +33,7 @@ final class DiffusionPairsTests: XCTestCase {
         XCTAssertEqual(a["teacher_kind"], "diffusion")
         XCTAssertEqual(a["diffusion_schedule"], "scaled_linear(1000, 0.00085, 0.012)")
         XCTAssertEqual(a["diffusion_prediction"], "epsilon")
-        XCTAssertEqual(a["sampler"], "ddim(4, leading+1, epsilon)")
+        XCTAssertEqual(a["sampler"], "ddim(4, leading+1, epsilon), output clipped to [-1, 1]")
         XCTAssertEqual(a["solver"], "{\"name\":\"ddim\",\"steps\":4}")
         XCTAssertEqual(a["guidance"], "1.5")
 
@@ -45,6 +45,10 @@ final class DiffusionPairsTests: XCTestCase {
         let images = try generateDiffusion(model, teacher: d, xT: noise, prompts: rows.texts,
                                            sampler: try DiffusionSamplerKind.ddim.make(for: d, steps: 4), guidance: 1.5).images
         XCTAssertEqual(Array(UnsafeBufferPointer(start: rows.images.ptr, count: 96)), images.scalars)
+        // The sampler's raw output, clipped to the image range.
+        let raw = try DiffusionSamplerKind.ddim.make(for: d, steps: 4).sample(
+            d.model(try guidedVelocity(model, prompts: rows.texts, guidance: 1.5)), xT: noise).x
+        XCTAssertEqual(images.scalars, raw.scalars.map { min(1, max(-1, $0)) })
         // Not the ODE solver's images: Euler on the eps output would give others.
         let euler = try generate(model, x0: noise, prompts: rows.texts, solver: Euler(steps: 4), guidance: 1.5).images
         XCTAssertNotEqual(euler.scalars, images.scalars)
