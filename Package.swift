@@ -13,7 +13,7 @@ let fast: [SwiftSetting] = [
 ]
 
 // What every thin command-line tool links.
-let tool: [Target.Dependency] = ["Experiments", "Distributed", "RunReport", "ReflowCLI", "ConfigKit", "Generation", "Reporting", "Flow", "Models", "Formats", "TripletStore", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+let tool: [Target.Dependency] = ["Experiments", "Distributed", "Sampling", "RunReport", "ReflowCLI", "ConfigKit", "Generation", "Reporting", "Diffusion", "Flow", "Models", "Formats", "TripletStore", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
 
 let package = Package(
     name: "Reflow",
@@ -68,41 +68,48 @@ let package = Package(
         .target(name: "Models", dependencies: ["NN", "Formats", "Autograd", "TensorCore"], swiftSettings: fast),
         // Rectified-flow losses, time samplers, ODE solvers, guidance, straightness.
         .target(name: "Flow", dependencies: ["Autograd", "TensorCore"], swiftSettings: fast),
+        // The diffusion teacher: its checkpoint description, the eps/v training loss on a discrete
+        // VP schedule and the choice of sampler (the schedule and samplers themselves are in Flow).
+        .target(name: "Diffusion", dependencies: ["Flow", "Autograd", "TensorCore"], swiftSettings: fast),
         // A model + a solver + guidance -> images: noise, guided velocity, batched generation, prompts.
-        .target(name: "Generation", dependencies: ["Models", "Flow", "Reporting", "Formats", "Autograd", "TensorCore"], swiftSettings: fast),
+        .target(name: "Generation", dependencies: ["Models", "Diffusion", "Flow", "Autograd", "TensorCore"], swiftSettings: fast),
         // Strict YAML configs: decoding with key paths, --set overrides, dumps, --help-config. No ML.
         .target(name: "ConfigKit", dependencies: [.product(name: "Yams", package: "Yams")], swiftSettings: fast),
         // What a run shows and keeps: the logger, progress lines, metrics.jsonl, run folders, plots.
         .target(name: "Reporting", dependencies: ["ConfigKit", "Formats", "Autograd", "TensorCore"], swiftSettings: fast),
         // The training loop and its data sources (dataset, triplet files); options are plain values.
         .target(name: "Training",
-                dependencies: ["Distributed", "Generation", "Reporting", "Models", "NN", "Flow", "Datasets", "TripletStore", "Formats", "Autograd", "TensorCore"],
+                dependencies: ["Distributed", "Generation", "Reporting", "Models", "NN", "Diffusion", "Flow", "Datasets", "TripletStore", "Formats", "Autograd", "TensorCore"],
                 swiftSettings: fast),
         // Scoring: Frechet distance, prompt accuracy, straightness, distillation error, the results table.
         .target(name: "Evaluation",
-                dependencies: ["Distributed", "Generation", "Reporting", "Models", "Flow", "Datasets", "Formats", "Autograd", "TensorCore"],
+                dependencies: ["Distributed", "Generation", "Reporting", "Models", "Diffusion", "Flow", "Datasets", "Formats", "Autograd", "TensorCore"],
+                swiftSettings: fast),
+        // A checkpoint's sampler run to files: triplet files (generatePairs) and sample grids (runSample, sampleGrid).
+        .target(name: "Sampling",
+                dependencies: ["Generation", "Reporting", "Models", "Diffusion", "Flow", "TripletStore", "Formats", "Autograd", "TensorCore"],
                 swiftSettings: fast),
         // The experiment schema, the stages and the chain that runs them.
         .target(name: "Experiments",
-                dependencies: ["ConfigKit", "Distributed", "Training", "Evaluation", "Generation", "Reporting", "Models", "NN", "Flow",
+                dependencies: ["ConfigKit", "Distributed", "Training", "Evaluation", "Sampling", "Generation", "Reporting", "Models", "NN", "Diffusion", "Flow",
                                "Datasets", "TripletStore", "Formats", "Autograd", "TensorCore"],
                 swiftSettings: fast),
 
         // The run report: results.md and report.html with the table, figures, curves, timings.
         .target(name: "RunReport",
-                dependencies: ["Experiments", "Evaluation", "Generation", "Reporting", "ConfigKit", "Datasets", "Flow", "Models",
+                dependencies: ["Experiments", "Evaluation", "Generation", "Reporting", "ConfigKit", "Datasets", "Diffusion", "Flow", "Models",
                                "Formats", "Autograd", "TensorCore"],
                 swiftSettings: fast),
 
         // `reflow serve`: the web demo and its JSON API over FlyingFox, sampling as reflow-sample does.
         .target(name: "Serving",
-                dependencies: ["Experiments", "Generation", "Reporting", "Models", "Flow", "Formats",
+                dependencies: ["Experiments", "Sampling", "Generation", "Diffusion", "Reporting", "Models", "Flow", "Formats",
                                .product(name: "FlyingFox", package: "FlyingFox")],
                 swiftSettings: fast),
 
         // Command-line flags shared by the tools.
         .target(name: "ReflowCLI",
-                dependencies: ["Experiments", "Distributed", "ConfigKit", "Reporting", "Flow", "Models", "NN", "TripletStore",
+                dependencies: ["Experiments", "Distributed", "Sampling", "ConfigKit", "Reporting", "Diffusion", "Flow", "Models", "NN", "TripletStore",
                                .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 swiftSettings: fast),
 
@@ -139,19 +146,20 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Formats", "Autograd", "TensorCore", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "FlowTests", dependencies: ["Flow", "Autograd", "TensorCore", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: fast),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Flow", "Autograd", "TensorCore", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Autograd", "TensorCore", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: fast),
         .testTarget(name: "ConfigKitTests", dependencies: ["ConfigKit", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "ServingTests",
-                    dependencies: ["Serving", "Experiments", "Generation", "Models", "Reporting", "Flow", "Formats", "TestSupport",
+                    dependencies: ["Serving", "Experiments", "Sampling", "Generation", "Models", "Reporting", "Flow", "Formats", "TestSupport",
                                    .product(name: "FlyingFox", package: "FlyingFox")],
                     swiftSettings: fast),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Formats", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "RunReportTests", dependencies: ["RunReport", "Evaluation", "Reporting", "Formats", "Autograd", "TensorCore", "TestSupport"],
                     swiftSettings: fast),
         .testTarget(name: "ExperimentsTests",
-                    dependencies: ["Experiments", "RunReport", "Training", "Evaluation", "Generation", "Reporting", "ConfigKit", "Datasets",
-                                   "TripletStore", "Formats", "Models", "NN", "Flow", "Autograd", "TensorCore", "TestSupport"],
+                    dependencies: ["Experiments", "RunReport", "Sampling", "Training", "Evaluation", "Generation", "Reporting", "ConfigKit", "Datasets",
+                                   "TripletStore", "Formats", "Models", "NN", "Diffusion", "Flow", "Autograd", "TensorCore", "TestSupport"],
                     swiftSettings: fast),
     ],
     swiftLanguageModes: [.v5]

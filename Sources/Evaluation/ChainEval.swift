@@ -1,6 +1,7 @@
 import Foundation
 import Autograd
 import Datasets
+import Diffusion
 import Formats
 import Reporting
 import Generation
@@ -17,7 +18,8 @@ import TensorCore
 // The teacher is sampled with the guidance it made its pairs with; the 2-RF and the students
 // with none (the teacher's guidance is in their weights: guidance is applied once per chain).
 // Eval noise never overlaps pair noise (`pairsNoiseSeed`), so the distillation error is
-// measured on fresh noise.
+// measured on fresh noise. A diffusion teacher is sampled with `teacherSampler` at each step
+// count instead of Euler, and gets no straightness row (measured on a flow's Euler paths).
 
 /// The chain's four checkpoints and how to score them. No defaults: the chain builds it from
 /// the config's `eval` and `pairs` sections.
@@ -26,8 +28,10 @@ public struct ChainEvalRequest {
     public var reflow: String?
     public var distill: String?
     public var directDistill: String?
-    /// Euler step counts of the flows' rows.
+    /// Euler step counts of the flows' rows (a diffusion teacher's sampler steps).
     public var steps: [Int]
+    /// The sampler of a diffusion teacher's rows.
+    public var teacherSampler: DiffusionSamplerKind
     public var samples: Int
     public var seeds: [UInt64]
     /// Classifier-free guidance of the teacher (the guidance its pairs were made with).
@@ -50,12 +54,13 @@ public struct ChainEvalRequest {
     public var gridDirectory: String?
     public var gridCount: Int
 
-    public init(teacher: String, reflow: String?, distill: String?, directDistill: String?, steps: [Int], samples: Int,
+    public init(teacher: String, reflow: String?, distill: String?, directDistill: String?, steps: [Int],
+                teacherSampler: DiffusionSamplerKind, samples: Int,
                 seeds: [UInt64], guidance: Float, reflowGuidance: Float, teacherGuidanceSweep: [Float],
                 straightnessSteps: Int, batchSize: Int,
                 evaluator: String?, secondEvaluator: String?, gridDirectory: String?, gridCount: Int) {
         self.teacher = teacher; self.reflow = reflow; self.distill = distill; self.directDistill = directDistill
-        self.steps = steps; self.samples = samples; self.seeds = seeds; self.guidance = guidance
+        self.steps = steps; self.teacherSampler = teacherSampler; self.samples = samples; self.seeds = seeds; self.guidance = guidance
         self.reflowGuidance = reflowGuidance; self.teacherGuidanceSweep = teacherGuidanceSweep; self.straightnessSteps = straightnessSteps; self.batchSize = batchSize
         self.evaluator = evaluator; self.secondEvaluator = secondEvaluator; self.gridDirectory = gridDirectory; self.gridCount = gridCount
     }
@@ -115,12 +120,18 @@ extension EvalContext {
 
         // Flows at each step count, and their straightness.
         for (label, path, w) in models {
-            let (model, _) = try load(path)
+            let (model, meta) = try load(path)
+            let diffusion = try DiffusionTeacher(metadata: meta, source: path)
+            if diffusion != nil { table.solver = "Euler solver for flows and students, \(r.teacherSampler.rawValue) for the diffusion teacher (\(diffusion!.name))" }
+            func method(_ steps: Int) throws -> SampleMethod {
+                guard let diffusion else { return .ode(Euler(steps: steps)) }
+                return .diffusion(diffusion, try r.teacherSampler.make(for: diffusion, steps: steps))
+            }
             try warmUp(model, prompts: prompts, guidance: w, batchSize: r.batchSize)
             for steps in r.steps {
                 var row = ChainRow(model: label, steps: steps, nfe: 0, guidance: w)
                 for (k, seed) in r.seeds.enumerated() {
-                    let s = try scoreSamples(model, solver: Euler(steps: steps), guidance: w, prompts: prompts,
+                    let s = try scoreSamples(model, method: try method(steps), guidance: w, prompts: prompts,
                                              classes: classes, seed: seed, reference: reference, batchSize: r.batchSize)
                     row.add(s)
                     if k == 0 && (steps == 1 || steps == r.steps.max()) { try grid(s.images, "\(slug(label))_\(steps)step") }
@@ -133,13 +144,14 @@ extension EvalContext {
                 for sw in r.teacherGuidanceSweep where sw != w {
                     var row = ChainRow(model: label, steps: top, nfe: 0, guidance: sw)
                     for seed in r.seeds {
-                        row.add(try scoreSamples(model, solver: Euler(steps: top), guidance: sw, prompts: prompts,
+                        row.add(try scoreSamples(model, method: try method(top), guidance: sw, prompts: prompts,
                                                  classes: classes, seed: seed, reference: reference, batchSize: r.batchSize))
                     }
                     table.rows.append(row)
                     Log.info("eval \(label) @\(top) w=\(sw): acc \(formatSpread(row.promptAccuracy, digits: 1, percent: true)), FD \(formatSpread(row.fdFeatures))")
                 }
             }
+            if diffusion != nil { continue }
             var st = ChainStraightness(model: label, steps: r.straightnessSteps, guidance: w)
             for (k, _) in r.seeds.enumerated() {
                 let s = try measureFlowStraightness(model, x0: noises[k], prompts: prompts, guidance: w,
@@ -193,19 +205,31 @@ extension EvalContext {
             throw ModelError("\(makerPath) changed since it made \(student)'s pairs (SHA-256 differs): the distillation error would compare against another flow; re-run the chain")
         }
         let settings: SolverSettings
-        do { settings = try SolverSettings(json: solverJSON) } catch {
+        let samplerSettings: DiffusionSamplerSettings?
+        do {
+            samplerSettings = try DiffusionSamplerSettings(json: solverJSON)
+            settings = samplerSettings == nil ? try SolverSettings(json: solverJSON) : SolverSettings(kind: .euler, steps: 1, rtol: 0, atol: 0)
+        } catch {
             throw ModelError("\(student): metadata '\(StudentKey.pairsSolver)': \(error)")
         }
         guard let w = meta[StudentKey.pairsGuidance].flatMap(Float.init) else {
             throw ModelError("\(student): metadata '\(StudentKey.pairsGuidance)' is missing or not a number")
         }
-        let key = "\(makerPath)|\(settings.json)|\(w)"
+        let key = "\(makerPath)|\(solverJSON)|\(w)"
         if let c = cache[key] { return c }
-        let (model, _) = try load(makerPath)
-        let solver = settings.makeSolver()
+        let (model, makerMeta) = try load(makerPath)
+        let method: SampleMethod
+        if let samplerSettings {
+            guard let teacher = try DiffusionTeacher(metadata: makerMeta, source: makerPath) else {
+                throw ModelError("\(student): its pairs were made with the diffusion sampler \(solverJSON), but \(makerPath) is a rectified flow")
+            }
+            method = .diffusion(teacher, try samplerSettings.make(for: teacher))
+        } else {
+            method = .ode(settings.makeSolver())
+        }
         var outs: [Tensor] = []
         for x0 in noises {
-            outs.append(try generate(model, x0: x0, prompts: prompts, solver: solver, guidance: w, batchSize: batchSize).images)
+            outs.append(try generate(model, x0: x0, prompts: prompts, method: method, guidance: w, batchSize: batchSize).images)
         }
         cache[key] = outs
         return outs

@@ -95,7 +95,7 @@ public struct ChainTable: Codable {
             + (evaluatorAccuracy.isEmpty ? "" : " (test accuracy \(evaluatorAccuracy))")
             + (secondEvaluatorAccuracy.map { ", of the vgg evaluator" + ($0.isEmpty ? "" : " (test accuracy \($0))") } ?? "")
             + " and in pixels; precision and recall: k-NN manifolds (k = 3) in the conv3 features; prompt accuracy judged by the conv3 evaluator"
-        l.append("\(samples) samples per row and seed, seeds \(seeds.map(String.init).joined(separator: ", ")) (mean ± half the range); same noise and prompts in every row. \(solver.map { $0 == "euler" ? "Euler" : $0 } ?? "Euler") solver; \(evaluators)."
+        l.append("\(samples) samples per row and seed, seeds \(seeds.map(String.init).joined(separator: ", ")) (mean ± half the range); same noise and prompts in every row. \(solver.map { $0 == "euler" ? "Euler solver" : $0.contains(" ") ? $0 : "\($0) solver" } ?? "Euler solver"); \(evaluators)."
                  + (floor == nil ? "" : " The data row is real training images of the prompts' classes, scored the same way (the floor).")
                  + " Distill. error: MSE between the student's output and the multi-step output of the flow that made its pairs (same solver, steps and guidance) on fresh noise. S = E ∫||(x1 - x0) - dx/dt||² dt (0 = straight).")
         return l.joined(separator: "\n")

@@ -65,9 +65,16 @@ public func scoreImages(_ images: Tensor, classes: [Int], reference: Reference, 
 /// Generates `prompts.count` samples from (seed, i) noise with `solver` and scores them.
 public func scoreSamples(_ model: FlowModel, solver: ODESolver, guidance: Float, prompts: [String], classes: [Int],
                          seed: UInt64, reference: Reference, batchSize: Int, noiseOffset: Int = 0) throws -> SampleScores {
+    try scoreSamples(model, method: .ode(solver), guidance: guidance, prompts: prompts, classes: classes, seed: seed,
+                     reference: reference, batchSize: batchSize, noiseOffset: noiseOffset)
+}
+
+/// The same with a diffusion sampler or an ODE solver (`SampleMethod`).
+public func scoreSamples(_ model: FlowModel, method: SampleMethod, guidance: Float, prompts: [String], classes: [Int],
+                         seed: UInt64, reference: Reference, batchSize: Int, noiseOffset: Int = 0) throws -> SampleScores {
     let x0 = itemNoise(seed: seed, first: noiseOffset, count: prompts.count, itemShape: model.spec.itemShape)
     let start = Date()
-    let (imgs, nfe) = try generateOverRanks(model, x0: x0, prompts: prompts, solver: solver, guidance: guidance,
+    let (imgs, nfe) = try generateOverRanks(model, x0: x0, prompts: prompts, method: method, guidance: guidance,
                                             batchSize: batchSize, comm: .world)
     let secs = Date().timeIntervalSince(start)
     return try scoreImages(imgs, classes: classes, reference: reference,
@@ -78,10 +85,10 @@ public func scoreSamples(_ model: FlowModel, solver: ODESolver, guidance: Float,
 /// solves a contiguous run of whole batches (the adaptive solver's steps depend on the batch, so
 /// the boundaries stay where one process puts them) and every rank receives all images, bit for
 /// bit what one process makes.
-func generateOverRanks(_ model: FlowModel, x0: Tensor, prompts: [String], solver: ODESolver, guidance: Float,
+func generateOverRanks(_ model: FlowModel, x0: Tensor, prompts: [String], method: SampleMethod, guidance: Float,
                        batchSize: Int, comm: Communicator) throws -> (images: Tensor, nfe: Int) {
     guard comm.isDistributed else {
-        return try generate(model, x0: x0, prompts: prompts, solver: solver, guidance: guidance, batchSize: batchSize)
+        return try generate(model, x0: x0, prompts: prompts, method: method, guidance: guidance, batchSize: batchSize)
     }
     let n = x0.shape[0], item = x0.count / max(n, 1), batches = (n + batchSize - 1) / batchSize
     let rows = (0..<comm.size).map { r -> Range<Int> in
@@ -91,7 +98,7 @@ func generateOverRanks(_ model: FlowModel, x0: Tensor, prompts: [String], solver
     let mine = rows[comm.rank]
     var part = Tensor(shape: [0] + x0.shape.dropFirst(), storage: Storage(uninitializedCount: 0)), nfe = 0
     if !mine.isEmpty {
-        (part, nfe) = try generate(model, x0: x0.slice(axis: 0, range: mine), prompts: Array(prompts[mine]), solver: solver,
+        (part, nfe) = try generate(model, x0: x0.slice(axis: 0, range: mine), prompts: Array(prompts[mine]), method: method,
                                    guidance: guidance, batchSize: batchSize)
     }
     let out = Storage(uninitializedCount: n * item)

@@ -1,7 +1,9 @@
 import Foundation
+import Sampling
 import Autograd
 import ConfigKit
 import Datasets
+import Diffusion
 import Evaluation
 import Formats
 import TripletStore
@@ -59,8 +61,12 @@ public func pairsIdentity(_ path: String) throws -> String {
 extension Pipeline {
     /// Hash of everything the teacher's weights depend on.
     public var teacherConfigHash: String {
-        chainHash(["teacher", "seed=\(config.seed)", dumpConfig(config.dataset), dumpConfig(config.text),
-                   dumpConfig(config.model), dumpConfig(weightsRelevant(config.teacher))])
+        var teacher = config.teacher
+        teacher.train = weightsRelevant(teacher.train)
+        // Flow teachers keep the hash they had before diffusion teachers existed.
+        return chainHash(["teacher", "seed=\(config.seed)", dumpConfig(config.dataset), dumpConfig(config.text),
+                          dumpConfig(config.model), dumpConfig(teacher.train)]
+                         + (teacher.kind == .diffusion ? [dumpConfig(teacher)] : []))
     }
 
     public func reflowConfigHash(stage: String, inputs: [String], initFrom: String) throws -> String {
@@ -354,7 +360,7 @@ extension Pipeline {
     public func chainEvalRequest(evaluator: String? = nil, secondEvaluator: String? = nil) -> ChainEvalRequest {
         let out = chainOutputs, e = config.eval
         return ChainEvalRequest(teacher: out.teacher, reflow: out.reflow, distill: out.distill, directDistill: out.directDistill,
-                                steps: e.steps, samples: e.samples, seeds: e.seeds.map { UInt64(bitPattern: Int64($0)) },
+                                steps: e.steps, teacherSampler: e.sampler, samples: e.samples, seeds: e.seeds.map { UInt64(bitPattern: Int64($0)) },
                                 guidance: config.pairs.guidance, reflowGuidance: 1, teacherGuidanceSweep: e.teacherGuidanceSweep,
                                 straightnessSteps: e.straightnessStepsResolved, batchSize: e.batchSize,
                                 evaluator: evaluator, secondEvaluator: secondEvaluator, gridDirectory: nil, gridCount: e.gridImages)
@@ -370,7 +376,7 @@ extension Pipeline {
 extension ChainEvalRequest {
     /// What the table depends on: settings and the SHA-256 of every checkpoint read.
     public func hash() throws -> String {
-        var parts = ["chain-eval", "steps=\(steps)", "samples=\(samples)", "seeds=\(seeds)", "guidance=\(guidance)/\(reflowGuidance)/\(teacherGuidanceSweep)/\(sweepStudents.map(\.guidance))",
+        var parts = ["chain-eval", "steps=\(steps)" + (teacherSampler == .dpmSolverPP ? "" : "/\(teacherSampler.rawValue)"), "samples=\(samples)", "seeds=\(seeds)", "guidance=\(guidance)/\(reflowGuidance)/\(teacherGuidanceSweep)/\(sweepStudents.map(\.guidance))",
                      "straightness=\(straightnessSteps)", "batch=\(batchSize)", "grids=\(gridDirectory ?? "-")/\(gridCount)"]
         for p in [teacher, reflow, distill, directDistill, evaluator, secondEvaluator] + sweepStudents.map(\.path) {
             parts.append(try p.map { FileManager.default.fileExists(atPath: $0) ? try SHA256.hex(file: $0) : "missing" } ?? "-")
@@ -385,7 +391,7 @@ extension Pipeline {
                          secondEvaluator: String? = nil) throws -> ChainTable {
         let e = config.eval
         let r = try EvalRequest(checkpoints: checkpoints, steps: e.steps, samples: e.samples,
-                                seeds: e.seeds.map { UInt64(bitPattern: Int64($0)) }, solver: e.solver, guidance: e.guidance,
+                                seeds: e.seeds.map { UInt64(bitPattern: Int64($0)) }, solver: e.solver, sampler: e.sampler, guidance: e.guidance,
                                 straightnessSteps: e.straightnessStepsResolved, batchSize: e.batchSize)
         return try EvalContext(test: loadDataset(.test), train: loadDataset(.train), evaluator: evaluator,
                                secondEvaluator: secondEvaluator, samples: e.samples).evaluate(r)

@@ -1,6 +1,7 @@
 import Foundation
 import ConfigKit
 import Datasets
+import Diffusion
 import Flow
 import Models
 import NN
@@ -48,7 +49,7 @@ public struct ExperimentConfig: ConfigSection, Equatable {
     public var dataset = DatasetSection()
     public var text = TextSection()
     public var model = ModelSection()
-    public var teacher = TrainSection()
+    public var teacher = TeacherSection()
     public var pairs = PairsSection()
     public var reflow = TrainSection(steps: 3000, lr: 5e-4)
     public var distill = DistillSection()
@@ -65,7 +66,7 @@ public struct ExperimentConfig: ConfigSection, Equatable {
         try v.section("dataset", &dataset, doc: "training images and captions")
         try v.section("text", &text, doc: "caption encoder")
         try v.section("model", &model, doc: "velocity network (also the student's)")
-        try v.section("teacher", &teacher, doc: "stage 1: 1-rectified flow on (independent noise, data)")
+        try v.section("teacher", &teacher, doc: "stage 1: 1-rectified flow on (independent noise, data), or a diffusion model (kind)")
         try v.section("pairs", &pairs, doc: "stage 2: (text, noise, image) triplets from the teacher's ODE")
         try v.section("reflow", &reflow, doc: "stage 3: 2-rectified flow on the teacher's pairs")
         try v.section("distill", &distill, doc: "stage 4: few-step student distilled from pairs")
@@ -264,6 +265,7 @@ public struct DistillSection: ConfigSection, Equatable {
 public struct PairsSection: ConfigSection, Equatable {
     public var count = 8192
     public var solver = SolverKind.rk4
+    public var sampler = DiffusionSamplerKind.dpmSolverPP
     public var steps = 32
     public var rtol: Double = 1e-3
     public var atol: Double = 1e-4
@@ -279,7 +281,8 @@ public struct PairsSection: ConfigSection, Equatable {
     public mutating func visit(_ v: inout ConfigVisitor) throws {
         try v.field("count", &count, doc: "number of triplets to generate")
         try v.field("solver", &solver, doc: "ODE solver for the teacher")
-        try v.field("steps", &steps, doc: "solver steps (fixed-step solvers)")
+        try v.field("sampler", &sampler, doc: "diffusion teachers: sampler instead of the ODE solver")
+        try v.field("steps", &steps, doc: "solver steps (fixed-step solvers; a diffusion sampler's model evaluations)")
         try v.field("rtol", &rtol, doc: "dopri5: relative tolerance")
         try v.field("atol", &atol, doc: "dopri5: absolute tolerance")
         try v.field("guidance", &guidance, doc: "classifier-free guidance weight (1 = none)")
@@ -298,6 +301,7 @@ public struct PairsSection: ConfigSection, Equatable {
 public struct SampleSection: ConfigSection, Equatable {
     public var steps = 32
     public var solver = SolverKind.rk4
+    public var sampler = DiffusionSamplerKind.dpmSolverPP
     public var guidance: Float = 1.5
     public var prompts: [String] = []
     public var gridColumns = 8
@@ -312,6 +316,7 @@ public struct SampleSection: ConfigSection, Equatable {
     public mutating func visit(_ v: inout ConfigVisitor) throws {
         try v.field("steps", &steps, doc: "solver steps")
         try v.field("solver", &solver, doc: "ODE solver")
+        try v.field("sampler", &sampler, doc: "diffusion teachers: sampler (steps = its model evaluations)")
         try v.field("guidance", &guidance, doc: "classifier-free guidance weight (1 = none)")
         try v.field("prompts", &prompts, doc: "captions to draw (empty = a spread of the dataset's captions)")
         try v.field("grid_columns", &gridColumns, doc: "images per row in sample grids")
@@ -326,6 +331,7 @@ public struct EvalSection: ConfigSection, Equatable {
     public var seeds = [0]
     public var batchSize = 250
     public var solver = SolverKind.euler
+    public var sampler = DiffusionSamplerKind.dpmSolverPP
     public var guidance: [Float] = [1.5]
     public var teacherGuidanceSweep: [Float] = []
     public var straightnessSteps: Int? = nil
@@ -342,6 +348,7 @@ public struct EvalSection: ConfigSection, Equatable {
         try v.field("seeds", &seeds, doc: "seeds to average over")
         try v.field("batch_size", &batchSize, doc: "images generated together")
         try v.field("solver", &solver, doc: "reflow-eval: fixed-step solver of the rows (the chain's table uses euler)")
+        try v.field("sampler", &sampler, doc: "diffusion teachers: sampler of their rows (steps = model evaluations)")
         try v.field("guidance", &guidance,
                     doc: "reflow-eval: guidance weights, one set of rows each (the chain scores its teacher at pairs.guidance, the rest at 1)")
         try v.field("teacher_guidance_sweep", &teacherGuidanceSweep,

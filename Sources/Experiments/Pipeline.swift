@@ -2,6 +2,7 @@ import Foundation
 import Autograd
 import ConfigKit
 import Datasets
+import Diffusion
 import Distributed
 import Formats
 import Generation
@@ -66,13 +67,21 @@ public final class Pipeline {
         let tok = tokenizer(for: train)
         let spec = modelSpec(tokenizer: tok, itemShape: train.itemShape)
         let model = try FlowModel(spec: spec, tokenizer: tok, seed: seed)
-        Log.info("teacher: \(train.name) (\(train.count) items \(train.itemShape)), \(spec.kind) with \(model.parameterCount) parameters, vocabulary \(tok.vocabularySize) words; run folder \(run.path)")
-        var options = trainerOptions(stage: "teacher", section: config.teacher, prompts: samplePrompts(train))
+        let diffusion = try config.teacher.diffusionTeacher()
+        let kind = diffusion.map { "diffusion teacher (\($0.name))" } ?? "teacher"
+        Log.info("\(kind): \(train.name) (\(train.count) items \(train.itemShape)), \(spec.kind) with \(model.parameterCount) parameters, vocabulary \(tok.vocabularySize) words; run folder \(run.path)")
+        var options = trainerOptions(stage: "teacher", section: config.teacher.train, prompts: samplePrompts(train))
         options.stopAfter = stopAfter
         options.metadata = [ChainKey.configHash: teacherConfigHash]
         try checkResumable(stage: "teacher", hash: teacherConfigHash, resume: resume)
-        let trainer = Trainer(model: model, source: DatasetSource(dataset: train, seed: seed),
-                              objective: .rectifiedFlow(config.teacher.timeSampler, config.teacher.flowLoss), options: options)
+        var objective = Objective.rectifiedFlow(config.teacher.timeSampler, config.teacher.flowLoss)
+        if let diffusion {
+            // The metadata names kind, prediction and schedule: every tool samples it from these.
+            objective = .diffusion(diffusion)
+            options.metadata.merge(diffusion.metadata) { _, new in new }
+            options.sampleDiffusionSampler = try config.sample.sampler.make(for: diffusion, steps: config.sample.steps)
+        }
+        let trainer = Trainer(model: model, source: DatasetSource(dataset: train, seed: seed), objective: objective, options: options)
         return try trainer.run(resume: resume)
     }
 }

@@ -1,10 +1,12 @@
 import ArgumentParser
+import Diffusion
 import Flow
 import Models
 
 // Enum-typed flags: ArgumentParser lists the valid values in --help and in its errors, and
 // shells get completions.
 extension SolverKind: ExpressibleByArgument {}
+extension DiffusionSamplerKind: ExpressibleByArgument {}
 extension EvaluatorArch: ExpressibleByArgument {}
 
 /// `--steps 1,2,4` as the config override `key=[1,2,4]`: the config decodes and checks it, so

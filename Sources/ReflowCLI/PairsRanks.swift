@@ -3,6 +3,7 @@ import Distributed
 import TripletStore
 import Models
 import Experiments
+import Sampling
 
 /// A pair job split over the ranks of `mpirun -np K`: rank r writes shard r/K (whole batches of
 /// a contiguous range of pair indices) to `<output>.part-r-of-K`, then rank 0 merges the parts

@@ -1,6 +1,7 @@
 import Foundation
 import ConfigKit
 import Datasets
+import Diffusion
 import Evaluation
 import Formats
 import Models
@@ -33,15 +34,22 @@ extension Pipeline {
         }
         let w = config.pairs.guidance, top = e.steps.max() ?? 25
         var columns: [ReportColumn] = []
+        // A diffusion teacher is drawn with the eval sampler and has no Euler paths to plot.
+        let diffusionTeacher = fm.fileExists(atPath: out.teacher)
+            ? try DiffusionTeacher(metadata: Safetensors.readMetadata(URL(fileURLWithPath: out.teacher)), source: out.teacher) : nil
         if fm.fileExists(atPath: out.teacher) {
-            columns += [ReportColumn(label: "teacher", checkpoint: out.teacher, steps: top, guidance: w),
-                        ReportColumn(label: "teacher", checkpoint: out.teacher, steps: 1, guidance: w)]
+            columns += [top, 1].map {
+                var c = ReportColumn(label: "teacher", checkpoint: out.teacher, steps: $0, guidance: w)
+                c.sampler = e.sampler
+                return c
+            }
         }
         for (label, path) in [("2-RF", out.reflow), ("2-RF + distill", out.distill), ("teacher + direct distill", out.directDistill)]
         where fm.fileExists(atPath: path) {
             columns.append(ReportColumn(label: label, checkpoint: path, steps: 1, guidance: 1))
         }
-        let flows = [("teacher", out.teacher, w), ("2-RF", out.reflow, Float(1))].filter { fm.fileExists(atPath: $0.1) }
+        let flows = [("teacher", out.teacher, w), ("2-RF", out.reflow, Float(1))]
+            .filter { fm.fileExists(atPath: $0.1) && !($0.0 == "teacher" && diffusionTeacher != nil) }
             .map { ReportFlow(label: $0.0, checkpoint: $0.1, guidance: $0.2) }
         let train = try loadDataset(.train)
         var prompts: [String] = []

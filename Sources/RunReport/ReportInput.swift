@@ -1,4 +1,5 @@
 import Foundation
+import Diffusion
 import Evaluation
 
 /// One stage of a chain invocation as the report lists it (what `stages.json` holds).
@@ -20,6 +21,8 @@ public struct ReportColumn {
     public var checkpoint: String
     public var steps: Int
     public var guidance: Float
+    /// The sampler of a diffusion checkpoint (nil: the column must be a flow, drawn with Euler).
+    public var sampler: DiffusionSamplerKind? = nil
     public init(label: String, checkpoint: String, steps: Int, guidance: Float) {
         self.label = label; self.checkpoint = checkpoint; self.steps = steps; self.guidance = guidance
     }

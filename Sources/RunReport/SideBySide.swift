@@ -1,5 +1,6 @@
 import Foundation
 import Autograd
+import Diffusion
 import Flow
 import Formats
 import Generation
@@ -15,11 +16,14 @@ func writeSideBySide(columns: [ReportColumn], prompts: [String], perPrompt: Int,
     var cells = [[String]](repeating: [], count: prompts.count)
     let all = prompts.flatMap { [String](repeating: $0, count: perPrompt) }
     for (c, col) in columns.enumerated() {
-        let (model, _) = try FlowModel.load(from: URL(fileURLWithPath: col.checkpoint))
+        let (model, meta) = try FlowModel.load(from: URL(fileURLWithPath: col.checkpoint))
+        let euler = SolverSettings(kind: .euler, steps: col.steps, rtol: 0, atol: 0)
+        let method = try col.sampler.map { try SampleMethod.forCheckpoint(metadata: meta, source: col.checkpoint, solver: euler, sampler: $0) }
+            ?? .ode(euler.makeSolver())
         try checkPromptWords(prompts, tokenizer: model.tokenizer)
         let shape = model.spec.itemShape
         let x0 = itemNoise(seed: seed, first: 0, count: all.count, itemShape: shape)
-        let (images, _) = try generate(model, x0: x0, prompts: all, solver: Euler(steps: col.steps), guidance: col.guidance)
+        let (images, _) = try generate(model, x0: x0, prompts: all, method: method, guidance: col.guidance)
         for r in prompts.indices {
             let rel = "report/sbs_r\(r)_c\(c).png"
             let part = try images.slice(axis: 0, range: r * perPrompt..<(r + 1) * perPrompt)

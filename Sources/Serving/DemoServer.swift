@@ -3,6 +3,7 @@ import FlyingFox
 import FlyingSocks
 import Experiments
 import Generation
+import Sampling
 import Flow
 import Reporting
 

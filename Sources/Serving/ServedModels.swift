@@ -1,7 +1,9 @@
 import Foundation
+import Diffusion
 import Experiments
 import Flow
 import Models
+import Reporting
 
 /// The settings a request gets for what it leaves out.
 public struct GenerationDefaults: Equatable, Sendable {
@@ -68,6 +70,11 @@ public func loadServedModels(_ paths: [String], config: ExperimentConfig) throws
     var taken: [String: Int] = [:]
     for path in paths {
         let (model, meta) = try FlowModel.load(from: URL(fileURLWithPath: path))
+        // The page solves rectified flows' ODEs; a diffusion teacher needs its own sampler.
+        if let d = try DiffusionTeacher(metadata: meta, source: path) {
+            Log.warning("not serving \(path): a diffusion teacher (\(d.name)); reflow serve draws from rectified flows (its 2-RF and students), reflow-sample --sampler draws from it")
+            continue
+        }
         let stage = meta["stage"] ?? ""
         let base: String
         var defaults = GenerationDefaults(solver: config.eval.solver, steps: 1, guidance: 1)

@@ -1,6 +1,7 @@
 import Foundation
 import Autograd
 import Datasets
+import Diffusion
 import Distributed
 import Formats
 import Generation
@@ -80,6 +81,9 @@ public enum Objective {
     case rectifiedFlow(TimeSampler, FlowLoss)
     /// Student prediction x_t + (1 - t) v(x_t, t) against x1 (t = 0: one-step distillation).
     case distill(TimeSampler, DistillationLoss)
+    /// A diffusion teacher: eps (or v) regression at steps drawn uniformly from {0..T-1}, x0 the
+    /// noise eps and x1 the clean data (see `DiffusionTeacher` for the time input).
+    case diffusion(DiffusionTeacher)
 }
 
 public struct TrainerOptions {
@@ -90,6 +94,8 @@ public struct TrainerOptions {
     public var samplePrompts: [String]
     public var sampleSolver: ODESolver
     public var sampleGuidance: Float
+    /// The sampler of the grids when the objective is `.diffusion` (the ODE solver is not used then).
+    public var sampleDiffusionSampler: DiffusionSampler? = nil
     public var gridColumns: Int
     /// Stop (as if killed) after this step: used by tests of resume.
     public var stopAfter: Int? = nil
@@ -277,6 +283,8 @@ public final class Trainer {
         case .distill(let sampler, let dl):
             let t = rows(try sampler.sample(n, rng: &rng), slice)
             loss = try distillationLoss(model: v, x0: x0, x1: x1, t: t, loss: dl)
+        case .diffusion(let teacher):
+            loss = try teacher.loss(net: v, data: x1, noise: x0, steps: teacher.sampleSteps(n, rng: &rng))
         }
         loss.backward()
         return loss.item
@@ -307,8 +315,15 @@ public final class Trainer {
         let prompts = options.samplePrompts
         guard !prompts.isEmpty else { return }
         let x0 = itemNoise(seed: options.seed &+ 0x5A3F1E, first: 0, count: prompts.count, itemShape: source.itemShape)
+        var method = SampleMethod.ode(options.sampleSolver)
+        if case .diffusion(let teacher) = objective {
+            guard let sampler = options.sampleDiffusionSampler else {
+                throw ModelError("\(options.stage): a diffusion objective needs a diffusion sampler for its sample grids")
+            }
+            method = .diffusion(teacher, sampler)
+        }
         let imgs = try withEMA {
-            try generate(model, x0: x0, prompts: prompts, solver: options.sampleSolver, guidance: options.sampleGuidance).images
+            try generate(model, x0: x0, prompts: prompts, method: method, guidance: options.sampleGuidance).images
         }
         let path = options.run.samplesPath + "/\(options.stage)_\(String(format: "%06d", step)).png"
         try writeSampleImage(path: path, images: imgs, columns: options.gridColumns)

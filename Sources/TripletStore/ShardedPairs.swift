@@ -36,6 +36,8 @@ public enum PairsKey {
     public static let noise = "noise"
     public static let teacherStage = "teacher_stage"
     public static let configHash = "config_hash"
+    /// Pairs of a diffusion teacher: the sampler's full label, e.g. "dpm-solver++(2M, 25, linspace, epsilon)".
+    public static let sampler = "sampler"
     /// Shard parts only (dropped by `mergePairParts`).
     public static let shard = "shard", shardRows = "shard_rows", shardTotal = "shard_total"
 }

@@ -3,6 +3,8 @@ import ReflowCLI
 import Experiments
 import TripletStore
 import Foundation
+import Diffusion
+import Sampling
 import TensorCore
 import Distributed
 
@@ -27,13 +29,18 @@ struct GenPairs: ParsableCommand {
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
-        abstract: "Solve a checkpoint's ODE from Gaussian noise and write the triplets to HDF5 (the default command).",
+        abstract: "Solve a checkpoint's ODE (or sample a diffusion teacher) from Gaussian noise and write the triplets to HDF5 (the default command).",
         discussion: """
         Pair i gets noise itemNoise(seed, i) (Philox stream i of the noise seed derived from the config's \
         seed) and prompt i mod P of the dataset's training captions (or of --prompts). The solver, steps (or \
         rtol/atol for dopri5), guidance, count and batch size come from the config's `pairs` section \
         (--set pairs.steps=16). The file records the checkpoint path and SHA-256, solver, steps or tolerances, \
         guidance, seed, batch size, prompts and the time convention (t=0 noise, t=1 data) as HDF5 root attributes.
+
+        Diffusion teachers (teacher.kind: diffusion; their checkpoint's metadata says so) are sampled with \
+        pairs.sampler (--sampler: ddim or dpmsolver++) at pairs.steps model evaluations, with the same guidance; \
+        the noise stored is the sampler's x_T and the image its output. The file's attributes then also name \
+        teacher_kind, diffusion_schedule, diffusion_prediction and sampler, and `solver` holds the sampler's settings.
 
         Unknown words: a --prompts word the checkpoint's vocabulary lacks is an error. Training captions with \
         such words become <unk>: a note when the checkpoint's vocabulary is the one the config builds from \
@@ -60,6 +67,7 @@ struct Generate: ParsableCommand {
     @Option(name: .long, help: "Prompt file, one per line (<empty> = unconditional); default: the dataset's training captions.")
     var prompts: String?
     @Option(name: .long, help: "Number of pairs (default: pairs.count).") var count: Int?
+    @Option(name: .long, help: "Diffusion teachers: sampler, ddim or dpmsolver++ (default: pairs.sampler).") var sampler: DiffusionSamplerKind?
     @Option(name: .long, help: ArgumentHelp("Write only part i of n (0-based), e.g. 0/4.", valueName: "i/n")) var shard: String?
     @Flag(name: .long, help: "Replace an existing output instead of resuming it.") var overwrite = false
 
@@ -70,7 +78,7 @@ struct Generate: ParsableCommand {
     func run() throws {
         options.applyLogLevel()
         do {
-            let cfg = try options.load(extra: count.map { ["pairs.count=\($0)"] } ?? [])
+            let cfg = try options.load(extra: (count.map { ["pairs.count=\($0)"] } ?? []) + (sampler.map { ["pairs.sampler=\($0.rawValue)"] } ?? []))
             let pipeline = try Pipeline(config: cfg)
             let teacherPath = teacher ?? pipeline.run.file("teacher.safetensors")
             let sh = try shard.map { try Shard(parsing: $0) }
@@ -80,6 +88,7 @@ struct Generate: ParsableCommand {
             var req = try pipeline.pairsRequest(teacher: teacherPath, output: out, promptFile: prompts)
             req.shard = sh
             req.overwrite = overwrite
+            req.samplerNamed = sampler != nil
             let r = try generatePairs(req, over: .world)
             let nfe = r.meanNFE.map { String(format: ", mean NFE %.1f", $0) } ?? ""
             if r.generated == 0 {

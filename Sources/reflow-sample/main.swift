@@ -1,11 +1,13 @@
 import ArgumentParser
 import Experiments
 import ConfigKit
+import Diffusion
 import Flow
 import Generation
 import ReflowCLI
 import Reporting
 import Foundation
+import Sampling
 import TensorCore
 
 BLASLauncher.reexecIfNeeded()
@@ -38,6 +40,7 @@ struct ReflowSample: ParsableCommand {
     var overrides: [String] = []
     @Option(name: .long, help: "Solver steps (default: sample.steps).") var steps: Int?
     @Option(name: .long, help: "ODE solver (default: sample.solver).") var solver: SolverKind?
+    @Option(name: .long, help: "Diffusion teachers: sampler, ddim or dpmsolver++ (default: sample.sampler); --steps are its model evaluations.") var sampler: DiffusionSamplerKind?
     @Option(name: .long, help: "Classifier-free guidance weight, 1 = none (default: sample.guidance).") var guidance: Float?
     @Option(name: .long, help: "Noise seed: item i's noise depends only on (seed, i).") var seed = 0
     @Option(name: .long, help: "Samples per prompt.") var perPrompt = 1
@@ -76,6 +79,7 @@ struct ReflowSample: ParsableCommand {
             var sets = overrides
             if let steps { sets.append("sample.steps=\(steps)") }
             if let solver { sets.append("sample.solver=\(solver.rawValue)") }
+            if let sampler { sets.append("sample.sampler=\(sampler.rawValue)") }
             if let guidance { sets.append("sample.guidance=\(guidance)") }
             let cfg = try config.map { try loadExperiment(configPath: $0, overrides: sets, threads: nil) }
                 ?? loadConfig(ExperimentConfig.self, yaml: "", source: "defaults", overrides: sets)
@@ -89,8 +93,9 @@ struct ReflowSample: ParsableCommand {
                 return
             }
             var r = SampleRequest(checkpoint: checkpoint, prompts: all, output: output,
-                                  solver: sample.solverSettings(tolerancesFrom: cfg.pairs), guidance: sample.guidance,
-                                  seed: UInt64(bitPattern: Int64(seed)), perPrompt: perPrompt)
+                                  solver: sample.solverSettings(tolerancesFrom: cfg.pairs), sampler: sample.sampler,
+                                  guidance: sample.guidance, seed: UInt64(bitPattern: Int64(seed)), perPrompt: perPrompt)
+            r.solverNamed = solver != nil; r.samplerNamed = sampler != nil
             r.columns = columns; r.interpolate = interpolate; r.allowUnknown = allowUnknown
             let (nfe, secs) = try runSample(r)
             print("wrote \(output) (\(nfe) function evaluations, \(String(format: "%.2f", secs)) s)")

@@ -14,7 +14,9 @@ struct ReflowTrain: ParsableCommand {
         discussion: """
         Stages:
         - teacher: 1-rectified flow on (independent noise, data): regress v(x_t, t, text) on x1 - x0 \
-        with x_t = t*x1 + (1-t)*x0, t=0 noise, t=1 data.
+        with x_t = t*x1 + (1-t)*x0, t=0 noise, t=1 data. With teacher.kind=diffusion: an eps- (or v-) prediction \
+        diffusion model on a discrete VP schedule (teacher.noise_schedule), steps s drawn from {0..T-1}, \
+        x_s = sqrt(abar_s)*data + sqrt(1-abar_s)*eps; the network gets flow time t = 1 - s/T.
         - reflow: k-rectified flow: the same loss on the coupled (noise, image) pairs of reflow-gen-pairs \
         (--input, repeatable; default <run>/pairs/teacher.h5), starting from the weights that made them \
         (--init-from, default <run>/teacher.safetensors), with the config's `reflow` section.

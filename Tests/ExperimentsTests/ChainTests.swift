@@ -15,6 +15,7 @@ import Models
 import NN
 import TensorCore
 import Foundation
+import Sampling
 
 /// A toy2d config for pair and chain tests: a small MLP, few steps everywhere.
 func chainToyConfig(output: String, extra: [String] = []) throws -> ExperimentConfig {

@@ -14,6 +14,7 @@ import Models
 import NN
 import TensorCore
 import Foundation
+import Sampling
 
 /// What a Python user sees of our pair files.
 final class PairsFileTests: XCTestCase {

@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import Experiments
 import Generation
+import Sampling
 import Flow
 import Formats
 import Models
