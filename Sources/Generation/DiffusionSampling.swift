@@ -17,25 +17,10 @@ import TensorCore
 /// 2-RF trained on them carried further, to 14.7).
 public func generateDiffusion(_ model: FlowModel, teacher: DiffusionTeacher, xT: Tensor, prompts: [String],
                               sampler: DiffusionSampler, guidance: Float, batchSize: Int = 256) throws -> (images: Tensor, nfe: Int) {
-    let n = xT.shape[0]
-    guard prompts.count == n else {
-        throw ShapeError(op: "generateDiffusion", "\(prompts.count) prompts for \(n) noise items")
-    }
-    model.eval()
-    defer { model.train() }
-    return try noGrad {
-        var parts: [Tensor] = []
-        var nfe = 0
-        var lo = 0
-        while lo < n {
-            let hi = min(n, lo + batchSize)
-            let net = try guidedVelocity(model, prompts: Array(prompts[lo..<hi]), guidance: guidance)
-            let r = try sampler.sample(teacher.model(net), xT: xT.slice(axis: 0, range: lo..<hi))
-            parts.append(clippedToImageRange(r.x))
-            nfe = max(nfe, r.nfe)
-            lo = hi
-        }
-        return (parts.count == 1 ? parts[0] : try Tensor.concat(parts, axis: 0), nfe)
+    try solveInBatches(model, x0: xT, prompts: prompts, guidance: guidance, batchSize: batchSize, op: "generateDiffusion",
+                       interrupt: nil) { net, x in
+        let r = try sampler.sample(teacher.model(net), xT: x)
+        return (clippedToImageRange(r.x), r.nfe)
     }
 }
 

@@ -31,9 +31,22 @@ public func itemNoise(seed: UInt64, first: Int, count: Int, itemShape: [Int]) ->
 /// before each function evaluation; what it throws ends the solve there (a server's time limit).
 public func generate(_ model: FlowModel, x0: Tensor, prompts: [String], solver: ODESolver, guidance: Float,
                      batchSize: Int = 256, interrupt: (() throws -> Void)? = nil) throws -> (images: Tensor, nfe: Int) {
+    try solveInBatches(model, x0: x0, prompts: prompts, guidance: guidance, batchSize: batchSize, op: "generate",
+                       interrupt: interrupt) { v, x in
+        let r = try solver.solve(v, x0: x, record: false)
+        return (r.x, r.nfe)
+    }
+}
+
+/// The batching every sampler shares: the model in eval mode, no gradients, each batch's
+/// guided network (wrapped by `interrupt`) handed to `solve` with its start; the outputs
+/// concatenated, NFE the largest of any batch.
+func solveInBatches(_ model: FlowModel, x0: Tensor, prompts: [String], guidance: Float, batchSize: Int, op: String,
+                    interrupt: (() throws -> Void)?, _ solve: (@escaping Velocity, Tensor) throws -> (x: Tensor, nfe: Int))
+    throws -> (images: Tensor, nfe: Int) {
     let n = x0.shape[0]
     guard prompts.count == n else {
-        throw ShapeError(op: "generate", "\(prompts.count) prompts for \(n) noise items")
+        throw ShapeError(op: op, "\(prompts.count) prompts for \(n) noise items")
     }
     model.eval()
     defer { model.train() }
@@ -48,7 +61,7 @@ public func generate(_ model: FlowModel, x0: Tensor, prompts: [String], solver: 
                 let inner = v
                 v = { x, t in try interrupt(); return try inner(x, t) }
             }
-            let r = try solver.solve(v, x0: x0.slice(axis: 0, range: lo..<hi), record: false)
+            let r = try solve(v, x0.slice(axis: 0, range: lo..<hi))
             parts.append(r.x)
             nfe = max(nfe, r.nfe)
             lo = hi
