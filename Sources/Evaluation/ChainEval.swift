@@ -114,9 +114,6 @@ extension EvalContext {
             }
             table.grids.append(path)
         }
-        func slug(_ s: String) -> String {
-            s.lowercased().replacingOccurrences(of: " + ", with: "-").replacingOccurrences(of: " ", with: "-")
-        }
 
         // Flows at each step count, and their straightness.
         for (label, path, w) in models {
@@ -134,7 +131,7 @@ extension EvalContext {
                     let s = try scoreSamples(model, method: try method(steps), guidance: w, prompts: prompts,
                                              classes: classes, seed: seed, reference: reference, batchSize: r.batchSize)
                     row.add(s)
-                    if k == 0 && (steps == 1 || steps == r.steps.max()) { try grid(s.images, "\(slug(label))_\(steps)step") }
+                    if k == 0 && (steps == 1 || steps == r.steps.max()) { try grid(s.images, "\(fileSlug(label))_\(steps)step") }
                 }
                 table.rows.append(row)
                 Log.info("eval \(label) @\(steps): acc \(formatSpread(row.promptAccuracy, digits: 1, percent: true)), FD \(formatSpread(row.fdFeatures))")
@@ -174,7 +171,7 @@ extension EvalContext {
             var row = ChainRow(model: label, steps: k, nfe: 0, guidance: 1)
             row.pairsGuidance = pairsGuidance
             // A sweep student's grid carries its pairs' guidance (the main student's keeps its old name).
-            let gridName = slug(label) + (pairsGuidance.map { $0 == r.guidance ? "" : String(format: "-w%g", $0) } ?? "")
+            let gridName = fileSlug(label) + (pairsGuidance.map { $0 == r.guidance ? "" : String(format: "-w%g", $0) } ?? "")
             for (i, seed) in r.seeds.enumerated() {
                 let s = try scoreSamples(model, solver: Euler(steps: k), guidance: 1, prompts: prompts, classes: classes,
                                          seed: seed, reference: reference, batchSize: r.batchSize)

@@ -33,9 +33,6 @@ public func linePlotSVG(title: String, xLabel: String, yLabel: String, series: [
     func px(_ x: Double) -> Double { left + (x - x0) / (x1 - x0) * pw }
     func py(_ y: Double) -> Double { top + (1 - (y - y0) / (y1 - y0)) * ph }
     func f(_ v: Double) -> String { String(format: "%.1f", v) }
-    func esc(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
-    }
     func ticks(_ lo: Double, _ hi: Double) -> [Double] {
         let raw = (hi - lo) / 5, mag = pow(10, floor(log10(raw)))
         let step = [1.0, 2, 5, 10].map { $0 * mag }.first { $0 >= raw } ?? raw
@@ -43,7 +40,7 @@ public func linePlotSVG(title: String, xLabel: String, yLabel: String, series: [
     }
     var svg = ["<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" font-family=\"sans-serif\" font-size=\"12\">",
                "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
-               "<text x=\"\(f(left + pw / 2))\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">\(esc(title))</text>",
+               "<text x=\"\(f(left + pw / 2))\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">\(htmlEscaped(title))</text>",
                "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(pw))\" height=\"\(f(ph))\" fill=\"none\" stroke=\"black\"/>"]
     for t in ticks(x0, x1) {
         svg.append("<line x1=\"\(f(px(t)))\" y1=\"\(f(top + ph))\" x2=\"\(f(px(t)))\" y2=\"\(f(top + ph + 5))\" stroke=\"black\"/>")
@@ -53,8 +50,8 @@ public func linePlotSVG(title: String, xLabel: String, yLabel: String, series: [
         svg.append("<line x1=\"\(f(left - 5))\" y1=\"\(f(py(t)))\" x2=\"\(f(left))\" y2=\"\(f(py(t)))\" stroke=\"black\"/>")
         svg.append("<text x=\"\(f(left - 8))\" y=\"\(f(py(t) + 4))\" text-anchor=\"end\">\(String(format: "%g", t))</text>")
     }
-    svg.append("<text x=\"\(f(left + pw / 2))\" y=\"\(height - 10)\" text-anchor=\"middle\">\(esc(xLabel))</text>")
-    svg.append("<text x=\"16\" y=\"\(f(top + ph / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(f(top + ph / 2)))\">\(esc(yLabel))</text>")
+    svg.append("<text x=\"\(f(left + pw / 2))\" y=\"\(height - 10)\" text-anchor=\"middle\">\(htmlEscaped(xLabel))</text>")
+    svg.append("<text x=\"16\" y=\"\(f(top + ph / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(f(top + ph / 2)))\">\(htmlEscaped(yLabel))</text>")
     for (k, s) in series.enumerated() {
         let c = colours[k % colours.count]
         let keep = s.points.indices.filter { s.points[$0].x.isFinite && s.points[$0].y.isFinite }
@@ -65,12 +62,12 @@ public func linePlotSVG(title: String, xLabel: String, yLabel: String, series: [
         for (i, p) in zip(keep, pts) {
             svg.append("<circle cx=\"\(f(px(p.x)))\" cy=\"\(f(py(p.y)))\" r=\"4\" fill=\"\(c)\"/>")
             if i < s.labels.count {
-                svg.append("<text x=\"\(f(px(p.x) - 7))\" y=\"\(f(py(p.y) - 7))\" text-anchor=\"end\" font-size=\"10\" fill=\"\(c)\">\(esc(s.labels[i]))</text>")
+                svg.append("<text x=\"\(f(px(p.x) - 7))\" y=\"\(f(py(p.y) - 7))\" text-anchor=\"end\" font-size=\"10\" fill=\"\(c)\">\(htmlEscaped(s.labels[i]))</text>")
             }
         }
         let ly = top + 14 + Double(k) * 20
         svg.append("<circle cx=\"\(f(left + pw + 16))\" cy=\"\(f(ly - 4))\" r=\"4\" fill=\"\(c)\"/>")
-        svg.append("<text x=\"\(f(left + pw + 26))\" y=\"\(f(ly))\">\(esc(s.name))</text>")
+        svg.append("<text x=\"\(f(left + pw + 26))\" y=\"\(f(ly))\">\(htmlEscaped(s.name))</text>")
     }
     svg.append("</svg>")
     return svg.joined(separator: "\n") + "\n"

@@ -55,13 +55,14 @@ extension Pipeline {
         var prompts: [String] = []
         for p in samplePrompts(train) where !prompts.contains(p) && prompts.count < 8 { prompts.append(p) }
         let points = train.itemShape == [2, 1, 1]
-        let input = RunReportInput(
+        var input = RunReportInput(
             runPath: run.path, title: "\(config.name): the rectified-flow chain on \(config.dataset.name.rawValue)",
             configText: (try? String(contentsOfFile: run.configPath, encoding: .utf8)) ?? dumpConfig(config),
             table: table, stages: timings, seconds: seconds, threads: config.threads, grids: grids,
             metricsPath: run.metricsPath, columns: columns, prompts: prompts, imagesPerPrompt: points ? 128 : 4,
             seed: UInt64(bitPattern: Int64(e.seeds.first ?? 0)), straightness: flows,
             straightnessSteps: max(2, e.straightnessStepsResolved), straightnessSamples: min(e.samples, 256))
+        input.pointItems = points
         return try writeRunReport(input)
     }
 

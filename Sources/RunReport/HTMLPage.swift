@@ -1,10 +1,5 @@
 import Foundation
-
-/// HTML text with &, <, > and quotes escaped.
-func html(_ s: String) -> String {
-    s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-        .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
-}
+import Reporting
 
 /// The small Markdown subset the toolkit's tables use, as HTML: pipe tables (a `|---|` rule
 /// line after the header; `---:` right-aligns the column), `#` headings, and paragraphs; inline
@@ -14,7 +9,7 @@ public func markdownToHTML(_ md: String) -> String {
     var paragraph: [String] = []
     var table: [String] = []
     func inline(_ s: String) -> String {
-        var t = html(s)
+        var t = htmlEscaped(s)
         for (mark, tag) in [("`", "code"), ("**", "strong")] {
             let parts = t.components(separatedBy: mark)
             guard parts.count >= 3, parts.count % 2 == 1 else { continue }

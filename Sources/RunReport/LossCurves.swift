@@ -24,21 +24,11 @@ func writeLossCurves(metricsPath: String, runPath: String) throws -> [(stage: St
     guard FileManager.default.fileExists(atPath: metricsPath) else { return [] }
     var out: [(String, String)] = []
     for (stage, points) in lossSeries(try MetricsLog.read(path: metricsPath)) where !points.isEmpty {
-        let rel = "report/loss_\(slug(stage)).svg"
+        let rel = "report/loss_\(fileSlug(stage)).svg"
         let svg = linePlotSVG(title: "\(stage): training loss", xLabel: "step", yLabel: "loss (mean over the logging interval)",
                               series: [PlotSeries(name: stage, points: points)])
         try atomicWrite(svg, to: runPath + "/" + rel)
         out.append((stage, rel))
     }
     return out
-}
-
-/// A file-name-safe form of a label ("2-RF + distill" -> "2-rf-distill").
-func slug(_ s: String) -> String {
-    var out = ""
-    for ch in s.lowercased() {
-        if ch.isLetter || ch.isNumber || ch == "." { out.append(ch) } else if out.last != "-" { out.append("-") }
-    }
-    while out.hasSuffix("-") { out.removeLast() }
-    return out.isEmpty ? "x" : out
 }

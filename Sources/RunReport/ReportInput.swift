@@ -57,6 +57,8 @@ public struct RunReportInput {
     public var columns: [ReportColumn]
     public var prompts: [String]
     public var imagesPerPrompt: Int
+    /// Items are 2-D points (toy2d): the flows' paths are drawn as trajectory figures too.
+    public var pointItems = false
     public var seed: UInt64
     public var straightness: [ReportFlow]
     public var straightnessSteps: Int

@@ -5,6 +5,7 @@ import Flow
 import Formats
 import Generation
 import Models
+import Reporting
 import TensorCore
 
 /// The side-by-side figure: one row per prompt, one column per model, every cell drawn from the
@@ -27,21 +28,10 @@ func writeSideBySide(columns: [ReportColumn], prompts: [String], perPrompt: Int,
         for r in prompts.indices {
             let rel = "report/sbs_r\(r)_c\(c).png"
             let part = try images.slice(axis: 0, range: r * perPrompt..<(r + 1) * perPrompt)
-            try cellImage(part, itemShape: shape).write(to: runPath + "/" + rel)
+            // One row of the picture the sample grids are made of (the same scale; toy2d: a scatter plot).
+            try sampleImage(images: part, columns: perPrompt).write(to: runPath + "/" + rel)
             cells[r].append(rel)
         }
     }
     return cells
-}
-
-/// One cell: the images side by side, upscaled so small items stay visible (8x8 digits to 32
-/// pixels); 2-D points (toy2d) as a scatter plot.
-func cellImage(_ images: Tensor, itemShape: [Int]) throws -> PNGImage {
-    if itemShape == [2, 1, 1] {
-        return try scatterPlot(points: UnsafeBufferPointer(start: images.storage.ptr, count: images.count),
-                               count: images.shape[0], size: 128)
-    }
-    let upscale = max(1, 32 / max(itemShape[1], itemShape[2]))
-    return try imageGrid(images: images.storage, shape: images.shape, columns: images.shape[0], padding: 1,
-                         upscale: upscale)
 }

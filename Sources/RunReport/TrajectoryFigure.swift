@@ -1,4 +1,5 @@
 import Foundation
+import Reporting
 import Autograd
 import Flow
 import Formats
@@ -16,7 +17,9 @@ func writeTrajectoryFigures(flows: [ReportFlow], prompts: [String], perPrompt: I
     let labels = prompts.indices.flatMap { [Int](repeating: $0, count: perPrompt) }
     for f in flows {
         let (model, _) = try FlowModel.load(from: URL(fileURLWithPath: f.checkpoint))
-        guard model.spec.itemShape == [2, 1, 1] else { return [] }
+        guard model.spec.itemShape == [2, 1, 1] else {
+            throw ModelError("\(f.checkpoint): trajectory figures need 2-D items; this model makes \(model.spec.itemShape)")
+        }
         let x0 = itemNoise(seed: seed, first: 0, count: all.count, itemShape: [2, 1, 1])
         model.eval()
         let trajectory: [(t: Float, x: Tensor)] = try noGrad {
@@ -24,7 +27,7 @@ func writeTrajectoryFigures(flows: [ReportFlow], prompts: [String], perPrompt: I
         }
         let paths = (0..<all.count).map { i in trajectory.map { (Double($0.x.storage.ptr[2 * i]), Double($0.x.storage.ptr[2 * i + 1])) } }
         let title = "\(f.label)\(f.guidance == 1 ? "" : String(format: " (w = %g)", f.guidance)): \(steps) Euler steps"
-        let rel = "report/trajectories_\(slug(f.label)).svg"
+        let rel = "report/trajectories_\(fileSlug(f.label)).svg"
         try atomicWrite(trajectorySVG(title: title, paths: paths, labels: labels, names: prompts), to: runPath + "/" + rel)
         out.append((rel, "\(f.label) trajectories"))
     }
@@ -40,7 +43,7 @@ func trajectorySVG(title: String, paths: [[(Double, Double)]], labels: [Int], na
     func py(_ y: Double) -> String { String(format: "%.1f", top + (extent - y) / (2 * extent) * plot) }
     var s = ["<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(left + plot + legend))\" height=\"\(size)\" font-family=\"sans-serif\" font-size=\"12\">",
              "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
-             "<text x=\"\(px(0))\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">\(html(title))</text>",
+             "<text x=\"\(px(0))\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">\(htmlEscaped(title))</text>",
              "<defs><clipPath id=\"plot\"><rect x=\"\(left)\" y=\"\(top)\" width=\"\(plot)\" height=\"\(plot)\"/></clipPath></defs>",
              "<rect x=\"\(left)\" y=\"\(top)\" width=\"\(plot)\" height=\"\(plot)\" fill=\"none\" stroke=\"black\"/>"]
     for v in stride(from: -2.0, through: 2.0, by: 1.0) {
@@ -58,7 +61,7 @@ func trajectorySVG(title: String, paths: [[(Double, Double)]], labels: [Int], na
     s.append("<circle cx=\"\(left + plot + 16)\" cy=\"\(top + 10)\" r=\"3\" fill=\"#888\"/><text x=\"\(left + plot + 26)\" y=\"\(top + 14)\">noise (t = 0)</text>")
     for (k, name) in names.enumerated() {
         let y = top + 30 + Double(k) * 18
-        s.append("<circle cx=\"\(left + plot + 16)\" cy=\"\(y)\" r=\"4\" fill=\"\(colours[k % colours.count])\"/><text x=\"\(left + plot + 26)\" y=\"\(y + 4)\">\(html(name))</text>")
+        s.append("<circle cx=\"\(left + plot + 16)\" cy=\"\(y)\" r=\"4\" fill=\"\(colours[k % colours.count])\"/><text x=\"\(left + plot + 26)\" y=\"\(y + 4)\">\(htmlEscaped(name))</text>")
     }
     return (s + ["</svg>"]).joined(separator: "\n") + "\n"
 }

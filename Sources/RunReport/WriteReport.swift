@@ -52,7 +52,7 @@ public func writeRunReport(_ r: RunReportInput) throws -> RunReportFiles {
             .figures([(s.path, "straightness along t")]),
         ]))
     }
-    let trajectories = try writeTrajectoryFigures(flows: r.straightness, prompts: r.prompts, perPrompt: min(r.imagesPerPrompt, 32),
+    let trajectories = !r.pointItems ? [] : try writeTrajectoryFigures(flows: r.straightness, prompts: r.prompts, perPrompt: min(r.imagesPerPrompt, 32),
                                                   steps: r.straightnessSteps, seed: r.seed, runPath: r.runPath)
     if !trajectories.isEmpty { sections.append(("Trajectories", [.figures(trajectories)])) }
     let rel = r.grids.map { relative($0, to: r.runPath) }
@@ -102,22 +102,22 @@ func renderMarkdown(title: String, _ sections: [(String, [ReportBlock])]) -> Str
 }
 
 func renderHTML(title: String, _ sections: [(String, [ReportBlock])]) -> String {
-    var s = "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>\(html(title))</title>\n<style>\n\(pageStyle)</style>\n</head>\n<body>\n<h1>\(html(title))</h1>\n"
+    var s = "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>\(htmlEscaped(title))</title>\n<style>\n\(pageStyle)</style>\n</head>\n<body>\n<h1>\(htmlEscaped(title))</h1>\n"
     for (heading, blocks) in sections {
-        s += "<h2>\(html(heading))</h2>\n"
+        s += "<h2>\(htmlEscaped(heading))</h2>\n"
         for b in blocks {
             switch b {
             case .markdown(let m): s += markdownToHTML(m) + "\n"
             case .figures(let f):
-                s += f.map { "<figure><img src=\"\(html($0.path))\" alt=\"\(html($0.caption))\"\($0.path.hasSuffix(".png") ? " class=\"px\"" : " class=\"plot\"")><figcaption>\(html($0.caption))</figcaption></figure>" }
+                s += f.map { "<figure><img src=\"\(htmlEscaped($0.path))\" alt=\"\(htmlEscaped($0.caption))\"\($0.path.hasSuffix(".png") ? " class=\"px\"" : " class=\"plot\"")><figcaption>\(htmlEscaped($0.caption))</figcaption></figure>" }
                     .joined(separator: "\n") + "\n"
             case .grid(let columns, let rows):
-                s += "<table class=\"sbs\">\n<thead><tr><th>prompt</th>" + columns.map { "<th>\(html($0))</th>" }.joined() + "</tr></thead>\n<tbody>\n"
+                s += "<table class=\"sbs\">\n<thead><tr><th>prompt</th>" + columns.map { "<th>\(htmlEscaped($0))</th>" }.joined() + "</tr></thead>\n<tbody>\n"
                 for row in rows {
-                    s += "<tr><th>\(html(row.label))</th>" + row.cells.map { "<td><img class=\"px\" src=\"\(html($0))\" alt=\"\(html(row.label))\"></td>" }.joined() + "</tr>\n"
+                    s += "<tr><th>\(htmlEscaped(row.label))</th>" + row.cells.map { "<td><img class=\"px\" src=\"\(htmlEscaped($0))\" alt=\"\(htmlEscaped(row.label))\"></td>" }.joined() + "</tr>\n"
                 }
                 s += "</tbody>\n</table>\n"
-            case .preformatted(let t): s += "<pre>\(html(t))</pre>\n"
+            case .preformatted(let t): s += "<pre>\(htmlEscaped(t))</pre>\n"
             }
         }
     }
