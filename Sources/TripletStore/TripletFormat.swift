@@ -196,6 +196,11 @@ struct TripletLayout {
                 let t = type(d)
                 guard t.cls == H5T_FLOAT, t.size == 4 else { throw DataError("\(path): dataset '/\(name)' is not float32") }
             }
+            // Layouts and filters before the first read (see `H5.requireReadableLayout`).
+            for (d, name) in [(text, TripletFormat.textName), (noise, TripletFormat.noiseName),
+                              (image, TripletFormat.imageName), (checksum, TripletFormat.checksumName)] {
+                try H5.requireReadableLayout(d, path, "/" + name)
+            }
             let tt = type(text), ct = type(checksum)
             let ts = H5.dims(text).dims, ns = H5.dims(noise).dims, ims = H5.dims(image).dims, cs = H5.dims(checksum).dims
             guard tt.cls == H5T_STRING, !tt.variable, (1...TripletFormat.maxTextBytes).contains(tt.size), ts.count == 1 else {

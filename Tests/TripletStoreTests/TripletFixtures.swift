@@ -21,7 +21,8 @@ enum HDF5Fixture {
 
     /// Our attributes (as ASCII strings, as other tools write them) and dataset names, but /noise
     /// and /image disagree on the item shape. `legacy`: as format 1 did, variable-length strings.
-    static func ourAttributesWrongShapes(_ path: String, legacy: Bool = false) {
+    /// `compactNoise`: /noise in compact storage (inside the object header), which readers refuse.
+    static func ourAttributesWrongShapes(_ path: String, legacy: Bool = false, compactNoise: Bool = false) {
         let f = H5Fcreate(path, rf_H5F_ACC_TRUNC(), rf_H5P_DEFAULT(), rf_H5P_DEFAULT())
         var fixed = TripletFormat.fixedAttributes
         if legacy { fixed["format_version"] = "1" }
@@ -41,8 +42,10 @@ enum HDF5Fixture {
         for (name, side) in [("noise", 4), ("image", 8)] {
             var dims: [hsize_t] = [3, 1, hsize_t(side), hsize_t(side)]
             let s = H5Screate_simple(4, &dims, nil)
-            H5Dclose(H5Dcreate2(f, name, rf_H5T_NATIVE_FLOAT(), s, rf_H5P_DEFAULT(), rf_H5P_DEFAULT(), rf_H5P_DEFAULT()))
-            H5Sclose(s)
+            let dcpl = H5Pcreate(rf_H5P_DATASET_CREATE())
+            if compactNoise && name == "noise" { H5Pset_layout(dcpl, H5D_COMPACT) }
+            H5Dclose(H5Dcreate2(f, name, rf_H5T_NATIVE_FLOAT(), s, rf_H5P_DEFAULT(), dcpl, rf_H5P_DEFAULT()))
+            H5Pclose(dcpl); H5Sclose(s)
         }
         H5Sclose(ts); H5Tclose(str); H5Fclose(f)
     }

@@ -194,6 +194,11 @@ final class TripletStoreTests: TripletTestCase {
         HDF5Fixture.ourAttributesWrongShapes(wrong)
         assertError(try TripletReader(path: wrong), contains: [wrong, "'/noise' has shape [3, 1, 4, 4]", "'/image' has [3, 1, 8, 8]"])
 
+        // Compact storage: libhdf5 1.10 trusts its stored size (a damaged one crashed H5Dread).
+        let compact = dir + "/compact.h5"
+        HDF5Fixture.ourAttributesWrongShapes(compact, compactNoise: true)
+        assertError(try TripletReader(path: compact), contains: [compact, "'/noise'", "compact"])
+
         // Format 1 (variable-length strings) is refused without reading them, by readers and writers.
         let old = dir + "/old.h5"
         HDF5Fixture.ourAttributesWrongShapes(old, legacy: true)
