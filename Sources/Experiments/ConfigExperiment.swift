@@ -55,6 +55,7 @@ public struct ExperimentConfig: ConfigSection, Equatable {
     public var distill = DistillSection()
     public var sample = SampleSection()
     public var eval = EvalSection()
+    public var lora = LoRASection()
 
     public init() {}
 
@@ -72,6 +73,7 @@ public struct ExperimentConfig: ConfigSection, Equatable {
         try v.section("distill", &distill, doc: "stage 4: few-step student distilled from pairs")
         try v.section("sample", &sample, doc: "sample grids")
         try v.section("eval", &eval, doc: "evaluation table")
+        try v.section("lora", &lora, doc: "reflow-train --stage lora: low-rank adapters on a frozen base checkpoint")
         v.check(!name.isEmpty && !name.contains("/"), "name", "must be a non-empty name without '/'")
         v.check(threads >= 1, "threads", "must be at least 1, found \(threads)")
         v.check(!outputDir.isEmpty, "output_dir", "must not be empty")
