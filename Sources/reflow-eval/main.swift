@@ -32,6 +32,7 @@ struct ReflowEval: ParsableCommand {
 
     @OptionGroup var options: ConfigOptions
     @OptionGroup var scoring: EvalOptions
+    @OptionGroup var adapters: LoRAOptions
     @Option(name: .long, help: ArgumentHelp("Checkpoint to score, as label=path or path (repeatable).", valueName: "label=path"))
     var checkpoint: [String] = []
     @Option(name: .long, help: "Fixed-step solver (sets eval.solver).") var solver: SolverKind?
@@ -56,6 +57,7 @@ struct ReflowEval: ParsableCommand {
             if let straightness { extra.append("eval.straightness_steps=\(straightness)") }
             if let batchSize { extra.append("eval.batch_size=\(batchSize)") }
             let pipeline = try Pipeline(config: options.load(extra: extra))
+            try adapters.install()
             let cps = checkpoint.map { c -> (label: String, path: String) in
                 if let eq = c.firstIndex(of: "=") { return (String(c[..<eq]), String(c[c.index(after: eq)...])) }
                 return (URL(fileURLWithPath: c).deletingPathExtension().lastPathComponent, c)

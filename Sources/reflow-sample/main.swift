@@ -51,6 +51,7 @@ struct ReflowSample: ParsableCommand {
     @Flag(name: .long, help: "Print only warnings and errors on stderr.") var quiet = false
     @Option(name: .long, help: "2-D models: plot this many ODE trajectories per prompt instead of a grid.") var trajectories = 0
     @Flag(name: .long, help: "Map words outside the vocabulary to <unk> instead of failing.") var allowUnknown = false
+    @OptionGroup var adapters: LoRAOptions
 
     func validate() throws {
         if prompt.isEmpty && prompts == nil { throw ValidationError("give at least one --prompt or --prompts <file>") }
@@ -74,6 +75,7 @@ struct ReflowSample: ParsableCommand {
         do {
             try requireOneRank("reflow-sample")
             Runtime.threads = threads
+            try adapters.install()
             if quiet { Log.level = .warning }
             // The config's sections hold every default; flags override them.
             var sets = overrides

@@ -21,6 +21,10 @@ struct ReflowTrain: ParsableCommand {
         (--input, repeatable; default <run>/pairs/teacher.h5), starting from the weights that made them \
         (--init-from, default <run>/teacher.safetensors), with the config's `reflow` section.
         - evaluator, perceptual: the dataset's classifiers (see --stage).
+        - lora: low-rank adapters (the config's `lora` section) on the frozen checkpoint --init-from (teacher, \
+        2-RF or student; default <run>/teacher.safetensors), trained with its own objective: the flow loss on \
+        the dataset (lora.classes, lora.transform), or for a student the distillation loss on pairs (--input). \
+        Writes the adapter file <run>/<name>.safetensors (default name: lora) for --lora FILE[:scale].
 
         Outputs go to <output_dir>/<name>/ (printed at start): config.yaml, metrics.jsonl, samples/*.png, \
         checkpoints/<stage>.last.safetensors (+ .state.safetensors for --resume), <stage>.safetensors (EMA weights).
@@ -34,6 +38,7 @@ struct ReflowTrain: ParsableCommand {
 
     enum Stage: String, ExpressibleByArgument, CaseIterable {
         case teacher, reflow, evaluator, perceptual
+        case lora
     }
 
     @Option(name: .long, help: "Stage to train (evaluator: the dataset's classifier for FD and prompt accuracy; perceptual: the network of distill.loss = perceptual, another seed, never an evaluator).")
@@ -48,14 +53,16 @@ struct ReflowTrain: ParsableCommand {
     @Option(name: .long, help: "reflow: checkpoint to start from (the flow that made the pairs). Default: <run>/teacher.safetensors.")
     var initFrom: String?
 
-    @Option(name: .long, help: "reflow: output name (<run>/<name>.safetensors), e.g. reflow3 for a 3-RF.")
-    var name: String = "reflow"
+    @Option(name: .long, help: "reflow, lora: output name (<run>/<name>.safetensors), e.g. reflow3 for a 3-RF (default: the stage's name).")
+    var name: String?
 
     @Flag(name: .long, help: "Continue from the stage's last checkpoint if there is one.")
     var resume = false
 
     func validate() throws {
-        if stage != .reflow && (!input.isEmpty || initFrom != nil) { throw ValidationError("--input and --init-from are for --stage reflow") }
+        if stage != .reflow && stage != .lora && (!input.isEmpty || initFrom != nil || name != nil) {
+            throw ValidationError("--input, --init-from and --name are for --stage reflow and --stage lora")
+        }
     }
 
     func run() throws {
@@ -75,8 +82,13 @@ struct ReflowTrain: ParsableCommand {
             case .reflow:
                 let inputs = input.isEmpty ? [pipeline.pairsPath("teacher")] : input
                 let start = initFrom ?? pipeline.run.file("teacher.safetensors")
-                let out = try pipeline.trainReflow(inputs: inputs, initFrom: start, stage: name, resume: resume)
-                printResult("\(name) weights: \(out.path)")
+                let out = try pipeline.trainReflow(inputs: inputs, initFrom: start, stage: name ?? "reflow", resume: resume)
+                printResult("\(name ?? "reflow") weights: \(out.path)")
+                printResult("samples: \(pipeline.run.samplesPath)")
+            case .lora:
+                let base = initFrom ?? pipeline.run.file("teacher.safetensors")
+                let out = try pipeline.trainLoRA(initFrom: base, stage: name ?? "lora", pairs: input, resume: resume)
+                printResult("\(name ?? "lora") adapters: \(out.path)")
                 printResult("samples: \(pipeline.run.samplesPath)")
             case .teacher:
                 let out = try pipeline.trainTeacher(resume: resume)
