@@ -83,12 +83,12 @@ final class LoRAErrorTests: XCTestCase {
     /// The tools: a bad scale is a usage error (exit 64), a missing adapter file a runtime error
     /// (exit 1), both as `error: ...` lines naming the argument.
     func testToolErrors() throws {
-        guard let tool = builtTool("reflow-lora") else { throw XCTSkip("reflow-lora not built") }
+        guard let tool = builtTool("reflow-lora"), let sampler = builtTool("reflow-sample") else { throw XCTSkip("reflow-lora, reflow-sample not built") }
         let dir = try tempDir()
         let (base, lora, _) = try makeLoRA(dir)
-        func run(_ args: [String]) throws -> (Int32, String) {
+        func run(_ args: [String], _ exe: String? = nil) throws -> (Int32, String) {
             let p = Process()
-            p.executableURL = URL(fileURLWithPath: tool)
+            p.executableURL = URL(fileURLWithPath: exe ?? tool)
             p.arguments = args
             let err = Pipe()
             p.standardError = err
@@ -107,5 +107,16 @@ final class LoRAErrorTests: XCTestCase {
         (code, text) = try run(["merge", base, "\(lora):0.5", "--output", "\(dir)/m.safetensors"])
         XCTAssertEqual(code, 0, text)
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/m.safetensors"))
+        // reflow-sample --lora: the same rules, and the merged checkpoint is another base.
+        let sample = ["--prompt", "a small red square", "--steps", "2", "--output", "\(dir)/s.png", "--lora"]
+        (code, text) = try run([base] + sample + ["\(lora):1e"], sampler)
+        XCTAssertEqual(code, 64, text)
+        XCTAssertTrue(text.hasPrefix("error: LoRA '\(lora):1e': scale '1e' is not a number"), text)
+        (code, text) = try run(["\(dir)/m.safetensors"] + sample + [lora], sampler)
+        XCTAssertEqual(code, 1, text)
+        XCTAssertTrue(text.contains("error: LoRA file \(lora) was trained on \(base)") && text.contains("pass --allow-lora-transfer"), text)
+        (code, text) = try run(["\(dir)/m.safetensors"] + sample + [lora, "--allow-lora-transfer"], sampler)
+        XCTAssertEqual(code, 0, text)
+        XCTAssertTrue(text.contains("applied LoRA \(lora)"), text)
     }
 }
