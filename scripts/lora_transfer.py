@@ -3,7 +3,7 @@
 how the two LoRAs are trained). Samples class 3 (the class the LoRAs invert) and the nine other
 classes (the control) from the teacher (25 Euler steps, guidance 1.5, as the quickstart samples
 it), the 2-RF and the one-step student (1 step, no guidance), each without and with a LoRA, on
-the same noise over three seeds; prints the mean pixel value in [-1, 1] (inverted digits are
+the same noise over three seeds (the student also with its own LoRAs: the ceiling); prints the mean pixel value in [-1, 1] (inverted digits are
 mostly white: it rises), the fraction of images drawn inverted, and each LoRA's effect as a
 fraction of the teacher's. Also writes docs/lora_transfer.png (rows: see the README).
 Usage: scripts/lora_transfer.py [BIN_DIR]   (default .build/release), from the repository root."""
@@ -21,7 +21,8 @@ for name, (ps, _) in PROMPTS.items():
 MODELS = {"teacher": (f"{RUN}/teacher.safetensors", 25, 1.5), "2-RF": (f"{RUN}/reflow.safetensors", 1, 1.0),
           "student": (f"{RUN}/distill.safetensors", 1, 1.0)}
 LT, LS = f"{LORA}/lora-teacher.safetensors", f"{LORA}/lora-student.safetensors"
-ROWS = [("teacher", None), ("teacher", LT), ("2-RF", None), ("2-RF", LT), ("student", None), ("student", LT), ("student", LS)]
+LP = f"{LORA}/lora-student-tpairs.safetensors"  # the student's own, distilled on pairs from teacher + LoRA
+ROWS = [("teacher", None), ("teacher", LT), ("2-RF", None), ("2-RF", LT), ("student", None), ("student", LT), ("student", LS), ("student", LP)]
 SEEDS = [0, 1, 2]
 
 def sample(model, lora, prompts, per, seed, out, columns=10):
@@ -64,7 +65,7 @@ for model, lora in ROWS:
     mo, fo, _, cho, _ = res[(model, tag, "others")]
     e = effect(model, tag, "three") if lora else 0.0
     frac = f"{e / teacher_effect:.2f}" if lora else "-"
-    name = "none" if not lora else ("teacher's" if lora == LT else "student's own")
+    name = {None: "none", LT: "teacher's", LS: "student's own (2-RF pairs, 3 inverted)", LP: "student's own (teacher + LoRA pairs)"}[lora]
     print(f"| {model} ({steps}, {w:g}) | {name} | {m3:+.3f} | {f3:.0%} | {e:+.3f} | {frac} | {inv3:.3f} | "
           f"{mo:+.3f} ({(effect(model, tag, 'others') if lora else 0):+.3f}) | {fo:.0%} | {cho:.3f} |")
 print(f"\nmedians over seeds {SEEDS}; class 3: {len(PROMPTS['three'][0]) * PROMPTS['three'][1]} images per seed, others: "

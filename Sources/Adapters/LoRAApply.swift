@@ -75,6 +75,8 @@ public func mergeLoRAs(base: String, uses: [LoRAUse], output: String, allowOther
     out["merged_base"] = base
     out["merged_base_sha256"] = sha
     out.removeValue(forKey: "format")
+    // Not the stage output the chain made: its skip-if-up-to-date check must not take it for one.
+    out.removeValue(forKey: "config_hash")
     try saveCheckpoint(model, metadata: out, to: URL(fileURLWithPath: output))
     return changed.count
 }

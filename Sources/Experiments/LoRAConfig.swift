@@ -9,7 +9,8 @@ extension ItemTransform: ConfigValue, ConfigEnum {}
 public enum LoRAObjective: String, CaseIterable, ConfigEnum {
     /// distill for a student (its metadata has student_steps), flow otherwise.
     case auto
-    /// The rectified-flow loss on (independent noise, dataset item), as the teacher was trained.
+    /// The rectified-flow loss: on (independent noise, dataset item) as the teacher was trained,
+    /// or on the coupled pairs given (--input), as a 2-RF was.
     case flow
     /// The student's loss on (noise, image) pairs: x0 + v(x0, 0) against the pair's image.
     case distill
@@ -46,10 +47,10 @@ public struct LoRASection: ConfigSection, Equatable {
         try v.field("alpha", &alpha, doc: "LoRA alpha: the adapters add (alpha / rank) * B A x")
         try v.field("targets", &targets, doc: "layers adapted: linear, attention (q/k/v/out projections), conv")
         try v.field("objective", &objective, doc: "base objective: auto (distill for a student, flow otherwise), flow, distill")
-        try v.field("classes", &classes, doc: "flow: train on items of these classes only (empty = all)")
+        try v.field("classes", &classes, doc: "train on dataset items of these classes only (empty = all)")
         try v.field("transform", &transform, doc: "the change to learn, applied to the items (flow) or pair images (distill) of transform_classes")
         try v.field("transform_classes", &transformClasses, doc: "classes whose items (or pairs, by caption) are transformed (empty = all)")
-        try v.field("pairs", &pairs, doc: "distill: triplet files to learn from (e.g. reflow-gen-pairs --lora); --input overrides")
+        try v.field("pairs", &pairs, doc: "triplet files to learn from (distill; flow: a 2-RF's pairs instead of the dataset); --input overrides")
         v.check(rank >= 1, "rank", "must be at least 1")
         v.check(alpha > 0 && alpha.isFinite, "alpha", "must be positive")
         v.check(!targets.isEmpty, "targets", "must name at least one of linear, attention, conv")

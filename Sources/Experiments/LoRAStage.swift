@@ -57,36 +57,44 @@ extension Pipeline {
         let source: TrainingSource
         let objective: Objective
         var options = trainerOptions(stage: stage, section: l.train, prompts: samplePrompts(train))
+        var pairSource: TrainingSource? = nil
+        if !pairFiles.isEmpty {
+            guard l.classes.isEmpty else {
+                throw ModelError("lora.classes picks dataset items, and this LoRA learns from pairs (\(pairFiles.joined(separator: ", "))): set lora.classes=[] (lora.transform and lora.transform_classes do apply, to the pairs' images)")
+            }
+            let triplets = try TripletSource(paths: pairFiles, seed: seed &+ 0x10AA_D157 &+ stageSalt(stage))
+            guard triplets.itemShape == model.spec.itemShape else {
+                throw ModelError("triplet file \(pairFiles[0]) holds items of shape \(triplets.itemShape), but \(initFrom) makes \(model.spec.itemShape)")
+            }
+            pairSource = l.transform == .none ? triplets
+                : try TransformedPairs(triplets, transform: l.transform, classes: l.transformClasses, dataset: train, key: "lora")
+        }
+        let changed = l.transform == .none ? "" : ", \(l.transform.rawValue) on classes \(l.transformClasses.isEmpty ? "all" : l.transformClasses.map(String.init).joined(separator: ","))"
+        let from = pairFiles.isEmpty ? "" : "\(pairFiles.joined(separator: ", ")) (pairs)"
         switch objectiveName {
         case .flow, .auto:
-            guard pairFiles.isEmpty else {
-                throw ModelError("lora: pairs (\(pairFiles.joined(separator: ", "))) are for objective distill; the flow objective learns from the dataset (lora.classes, lora.transform)")
+            // A teacher's objective on dataset items, or a 2-RF's (the same loss) on coupled pairs.
+            if let pairSource {
+                source = pairSource
+                Log.info("\(stage): flow objective on \(from)\(changed)")
+            } else {
+                let data = try loraDataset(train)
+                source = DatasetSource(dataset: data, seed: seed &+ 0x10AA_DA7A &+ stageSalt(stage))
+                Log.info("\(stage): flow objective on \(data.count) items of \(train.name)\(l.classes.isEmpty ? "" : " (classes \(l.classes))")\(changed)")
             }
-            let data = try loraDataset(train)
-            source = DatasetSource(dataset: data, seed: seed &+ 0x10AA_DA7A &+ stageSalt(stage))
             objective = .rectifiedFlow(l.train.timeSampler, l.flowLoss)
-            let changed = l.transform == .none ? "" : ", \(l.transform.rawValue) on classes \(l.transformClasses.isEmpty ? "all" : l.transformClasses.map(String.init).joined(separator: ","))"
-            Log.info("\(stage): flow objective on \(data.count) items of \(train.name)\(l.classes.isEmpty ? "" : " (classes \(l.classes))")\(changed)")
         case .distill:
-            guard !pairFiles.isEmpty else {
+            guard let pairSource else {
                 throw ModelError("lora: objective distill needs pairs: --input file.h5 or lora.pairs (make them with reflow-gen-pairs, e.g. from the teacher with --lora)")
             }
-            guard l.classes.isEmpty else {
-                throw ModelError("lora.classes picks dataset items; the distill objective learns from pairs: set lora.classes=[] (lora.transform and lora.transform_classes do apply, to the pairs' images)")
-            }
             let k = studentSteps ?? config.distill.studentSteps
-            let pairSource = try TripletSource(paths: pairFiles, seed: seed &+ 0x10AA_D157 &+ stageSalt(stage))
-            guard pairSource.itemShape == model.spec.itemShape else {
-                throw ModelError("triplet file \(pairFiles[0]) holds items of shape \(pairSource.itemShape), but \(initFrom) makes \(model.spec.itemShape)")
-            }
-            source = l.transform == .none ? pairSource : try TransformedPairs(pairSource, transform: l.transform, classes: l.transformClasses, dataset: train, key: "lora")
+            source = pairSource
             objective = .distill(k == 1 ? .t0 : .discrete(steps: k), try distillationLossFromConfig())
             options.sampleSolver = Euler(steps: k)
             options.sampleGuidance = 1
-            let changed = l.transform == .none ? "" : ", \(l.transform.rawValue) on the images of classes \(l.transformClasses.isEmpty ? "all" : l.transformClasses.map(String.init).joined(separator: ","))"
-            Log.info("\(stage): distill objective (\(k)-step student) on \(pairSource.count) pairs from \(pairFiles.joined(separator: ", "))\(changed)")
+            Log.info("\(stage): distill objective (\(k)-step student) on \(from)\(changed)")
         }
-        let hash = try loraConfigHash(stage: stage, initFrom: initFrom, pairs: objectiveName == .distill ? pairFiles : [])
+        let hash = try loraConfigHash(stage: stage, initFrom: initFrom, pairs: pairFiles)
         try checkResumable(stage: stage, hash: hash, resume: resume)
         let sha = try SHA256.hex(file: initFrom)
         let count = set.parameters().reduce(0) { $0 + $1.count }

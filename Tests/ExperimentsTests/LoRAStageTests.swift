@@ -6,6 +6,7 @@ import Experiments
 import Formats
 import Models
 import Reporting
+import Training
 import TestSupport
 
 /// `reflow-train --stage lora` through the pipeline: a tiny toy2d teacher, then adapters on it.
@@ -50,6 +51,24 @@ final class LoRAStageTests: XCTestCase {
         let a = try weights(out.path), b = try weights(resumed.path)
         XCTAssertEqual(a.keys.sorted(), b.keys.sorted())
         for k in a.keys { XCTAssertEqual(a[k]!, b[k]!, "adapter tensor \(k) differs after resume") }
+    }
+
+    /// `lora.classes` keeps a subset; `lora.transform` changes only the items of its classes.
+    func testDatasetTransformKeepsAndInvertsTheNamedClasses() throws {
+        var c = try loraConfig(try makeTempDir("lora-data").path)
+        c.lora.classes = [0, 2]; c.lora.transformClasses = [2]
+        let p = try Pipeline(config: c)
+        let d = try p.loadDataset(.train)
+        let t = try p.loraDataset(d)
+        let labels = d.labels!, kept = (0..<d.count).filter { [0, 2].contains(labels[$0]) }
+        XCTAssertEqual(t.count, kept.count)
+        XCTAssertEqual(t.labels!, kept.map { labels[$0] })
+        for (j, i) in kept.enumerated() {
+            for k in 0..<d.itemSize {
+                let want = labels[i] == 2 ? -d.images.ptr[i * d.itemSize + k] : d.images.ptr[i * d.itemSize + k]
+                XCTAssertEqual(t.images.ptr[j * d.itemSize + k], want, "item \(i) (class \(labels[i])) value \(k)")
+            }
+        }
     }
 
     /// Config errors name the key; a distill LoRA without pairs says how to make them.
