@@ -130,7 +130,7 @@ let package = Package(
         // Fuzz targets for the parsers of untrusted files (scripts/fuzz.sh builds it with
         // libFuzzer); the ordinary build is a tool that replays saved inputs.
         .executableTarget(name: "reflow-fuzz",
-                          dependencies: ["Experiments", "ConfigKit", "Models", "NN", "Formats", "TripletStore", "TensorCore"],
+                          dependencies: ["Experiments", "Adapters", "ConfigKit", "Models", "NN", "Formats", "TripletStore", "TensorCore"],
                           swiftSettings: fast),
 
         // Helpers shared by the test targets (gradient check, seeded randn, PyTorch fixtures,
