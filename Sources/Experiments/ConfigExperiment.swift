@@ -332,6 +332,8 @@ public struct EvalSection: ConfigSection, Equatable {
     public var batchSize = 250
     public var solver = SolverKind.euler
     public var sampler = DiffusionSamplerKind.dpmSolverPP
+    public var referenceSampler = DiffusionSamplerKind.ddim
+    public var referenceSteps: [Int] = []
     public var guidance: [Float] = [1.5]
     public var teacherGuidanceSweep: [Float] = []
     public var straightnessSteps: Int? = nil
@@ -349,6 +351,9 @@ public struct EvalSection: ConfigSection, Equatable {
         try v.field("batch_size", &batchSize, doc: "images generated together")
         try v.field("solver", &solver, doc: "reflow-eval: fixed-step solver of the rows (the chain's table uses euler)")
         try v.field("sampler", &sampler, doc: "diffusion teachers: sampler of their rows (steps = model evaluations)")
+        try v.field("reference_sampler", &referenceSampler, doc: "chain, diffusion teachers: sampler of the teacher's reference rows")
+        try v.field("reference_steps", &referenceSteps,
+                    doc: "chain, diffusion teachers: also score the teacher with reference_sampler at these step counts (e.g. [25, 250])")
         try v.field("guidance", &guidance,
                     doc: "reflow-eval: guidance weights, one set of rows each (the chain scores its teacher at pairs.guidance, the rest at 1)")
         try v.field("teacher_guidance_sweep", &teacherGuidanceSweep,
@@ -356,6 +361,7 @@ public struct EvalSection: ConfigSection, Equatable {
         try v.field("straightness_steps", &straightnessSteps, doc: "Euler steps of straightness trajectories (null = the largest of steps)")
         try v.field("grid_images", &gridImages, doc: "images in each of the chain's evaluation grids")
         v.check(!steps.isEmpty && steps.allSatisfy { $0 >= 1 }, "steps", "must be a non-empty list of positive step counts")
+        v.check(referenceSteps.allSatisfy { $0 >= 1 }, "reference_steps", "must be positive step counts")
         v.check(samples >= 2, "samples", "must be at least 2 (a covariance needs two samples)")
         v.check(!seeds.isEmpty, "seeds", "must not be empty")
         v.check(batchSize >= 1, "batch_size", "must be at least 1")
