@@ -1,6 +1,7 @@
 import Foundation
 import Evaluation
 import Formats
+import Generation
 
 extension ChainEvalRequest {
     /// What the table depends on: settings and the SHA-256 of every checkpoint read.
@@ -18,11 +19,12 @@ extension ChainEvalRequest {
 extension Pipeline {
     /// Scores any checkpoints with the config's `eval` section (what reflow-eval does).
     public func evaluate(checkpoints: [(label: String, path: String)], evaluator: String? = nil,
-                         secondEvaluator: String? = nil) throws -> ChainTable {
+                         secondEvaluator: String? = nil, refiners: [Refiner] = []) throws -> ChainTable {
         let e = config.eval
-        let r = try EvalRequest(checkpoints: checkpoints, steps: e.steps, samples: e.samples,
+        var r = try EvalRequest(checkpoints: checkpoints, steps: e.steps, samples: e.samples,
                                 seeds: e.seeds.map { UInt64(bitPattern: Int64($0)) }, solver: e.solver, sampler: e.sampler, guidance: e.guidance,
                                 straightnessSteps: e.straightnessStepsResolved, batchSize: e.batchSize)
+        r.refiners = refiners
         return try EvalContext(test: loadDataset(.test), train: loadDataset(.train), evaluator: evaluator,
                                secondEvaluator: secondEvaluator, samples: e.samples).evaluate(r)
     }
