@@ -244,6 +244,7 @@ public struct DistillSection: ConfigSection, Equatable {
     /// Pseudo-Huber c; 0 picks 0.00054 * sqrt(C*H*W) (the improved consistency training value).
     public var huberC: Float = 0
     public var studentSteps = 1
+    public var flowGuidedWeight: Float = 0
 
     public init() {}
 
@@ -257,7 +258,11 @@ public struct DistillSection: ConfigSection, Equatable {
         try v.field("loss", &loss, doc: "student loss against the target images")
         try v.field("huber_c", &huberC, doc: "pseudo-huber c (0 = 0.00054 * sqrt(pixels))")
         try v.field("student_steps", &studentSteps, doc: "student solver steps (1 = one-step model)")
+        try v.field("flow_guided_weight", &flowGuidedWeight,
+                    doc: "flow-guided distillation (SlimFlow): weight of the data-free term where the flow that made the pairs checks the student's move on fresh noise (0 = off)")
         v.check(huberC >= 0, "huber_c", "must not be negative")
+        v.check(flowGuidedWeight >= 0 && flowGuidedWeight.isFinite, "flow_guided_weight", "must be a finite weight >= 0")
+        v.check(flowGuidedWeight == 0 || studentSteps == 1, "flow_guided_weight", "applies to one-step students (student_steps: 1)")
         v.check(studentSteps >= 1, "student_steps", "must be at least 1")
     }
 }

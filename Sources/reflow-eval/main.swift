@@ -66,7 +66,7 @@ struct ReflowEval: ParsableCommand {
             if let guidance { extra.append(listOverride("eval.guidance", guidance)) }
             if let straightness { extra.append("eval.straightness_steps=\(straightness)") }
             if let batchSize { extra.append("eval.batch_size=\(batchSize)") }
-            let pipeline = try Pipeline(config: options.load(extra: extra))
+            let pipeline = try Pipeline(config: options.load(extra: extra), recordConfig: false)
             let cps = checkpoint.map { c -> (label: String, path: String) in
                 if let eq = c.firstIndex(of: "=") { return (String(c[..<eq]), String(c[c.index(after: eq)...])) }
                 return (URL(fileURLWithPath: c).deletingPathExtension().lastPathComponent, c)
