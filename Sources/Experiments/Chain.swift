@@ -55,7 +55,14 @@ func weightsRelevant(_ s: TrainSection) -> TrainSection {
 public func pairsIdentity(_ path: String) throws -> String {
     let r = try TripletReader(path: path)
     defer { r.close() }
-    return chainHash(["pairs"] + r.writerAttributes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } + ["rows=\(r.count)"])
+    return chainHash(["pairs"] + withoutTeacherPath(r.writerAttributes).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                     + ["rows=\(r.count)"])
+}
+
+/// Pair-file attributes without the teacher's path: its SHA-256 (also an attribute) identifies
+/// the weights, so a run folder that is moved or copied keeps its pairs and what was trained on them.
+func withoutTeacherPath(_ attributes: [String: String]) -> [String: String] {
+    attributes.filter { $0.key != TripletFormat.Key.teacherCheckpoint }
 }
 
 extension Pipeline {
@@ -176,10 +183,14 @@ extension Pipeline {
             if let reader = try? TripletReader(path: output) {
                 let (attrs, rows) = (reader.writerAttributes, reader.count)
                 reader.close()
-                if attrs != want {
+                // The teacher's SHA-256 names its weights; its path may differ (a moved or copied run).
+                let samePairs = withoutTeacherPath(attrs) == withoutTeacherPath(want)
+                if !samePairs {
                     note = "made by another checkpoint or config: regenerating (old file kept as \(try retire(output)))"
                 } else if rows == r.count {
                     return ChainStageReport(name: name, status: "skipped", seconds: 0, output: output, note: "\(rows) pairs, up to date")
+                } else if attrs != want {
+                    note = "made from the same weights at another path, but short: regenerating (old file kept as \(try retire(output)))"
                 } else if rows > r.count || !resume {
                     note = "holds \(rows) pairs, want \(r.count): regenerating (old file kept as \(try retire(output)))"
                 } else {
