@@ -5,8 +5,9 @@ and batch size, and one table of the 2-RF and student rows.
     python3 scripts/ablation.py --config experiments/quickstart.yaml --base runs/quickstart \
         [--only NAME ...] [--out docs/ablation_digits.md]
 
---base is a finished run of the same config (`reflow --config ...`): every variant starts from
-copies of its stages that the option does not change (the chain re-runs a stage only when its
+--base is a finished run of the same config (`reflow --config ...`): the baseline variant starts
+from copies of its files (re-running what this version of the chain considers out of date), and
+every other variant from copies of the baseline's stages that its option does not change (the chain re-runs a stage only when its
 config hash differs), so a reflow option retrains the 2-RF and everything after it, a
 distillation option only the students. Variants run in runs/abl-<name>; re-running skips what is
 done. Each row: mean +- half the range over the config's eval seeds.
@@ -84,6 +85,10 @@ def main():
         if args.only and name not in args.only:
             continue
         r, used = run_variant(args, name, sets, changes, cfg)
+        if name == "baseline":
+            # The others start from the baseline's copies: made by this version of the chain, so
+            # their config hashes match what it expects (a base run from an older version may not).
+            args.base = os.path.join("runs", "abl-baseline")
         rows = {(x["model"], x["steps"]): x for x in r["rows"]}
         s, rf, dd = rows[("2-RF + distill", 1)], rows[("2-RF", 1)], rows[("teacher + direct distill", 1)]
         floor = r.get("floor") or floor
