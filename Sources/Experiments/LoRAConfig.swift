@@ -4,17 +4,7 @@ import Training
 
 extension LoRATarget: ConfigValue, ConfigEnum {}
 extension ItemTransform: ConfigValue, ConfigEnum {}
-
-/// What a LoRA learns from its base: the base's own objective, picked from the checkpoint or named.
-public enum LoRAObjective: String, CaseIterable, ConfigEnum {
-    /// distill for a student (its metadata has student_steps), flow otherwise.
-    case auto
-    /// The rectified-flow loss: on (independent noise, dataset item) as the teacher was trained,
-    /// or on the coupled pairs given (--input), as a 2-RF was.
-    case flow
-    /// The student's loss on (noise, image) pairs: x0 + v(x0, 0) against the pair's image.
-    case distill
-}
+extension LoRAObjective: ConfigValue, ConfigEnum {}
 
 /// `reflow-train --stage lora`: low-rank adapters on a frozen base (teacher, 2-RF or student).
 /// The training fields sit at the same level in YAML (`lora.lr`) and in Swift (`config.lora.lr`).

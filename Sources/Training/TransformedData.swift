@@ -2,6 +2,18 @@ import Autograd
 import Datasets
 import Models
 import TensorCore
+import TripletStore
+
+/// What a LoRA learns from its base: the base's own objective, picked from the checkpoint or named.
+public enum LoRAObjective: String, CaseIterable, Sendable {
+    /// distill for a student (its metadata has student_steps), flow otherwise.
+    case auto
+    /// The rectified-flow loss: on (independent noise, dataset item) as the teacher was trained,
+    /// or on the coupled pairs given (--input), as a 2-RF was.
+    case flow
+    /// The student's loss on (noise, image) pairs: x0 + v(x0, 0) against the pair's image.
+    case distill
+}
 
 /// A change made to training images (what a LoRA learns: `lora.transform`).
 public enum ItemTransform: String, CaseIterable, Sendable {
@@ -72,4 +84,19 @@ public final class TransformedPairs: TrainingSource {
         }
         return (x0, Tensor(shape: x1.shape, storage: out), c)
     }
+}
+
+/// Triplet files as a training source for `model` (a stage starting from `base`), their images
+/// transformed for the captions of `transformClasses`. `classes` (a dataset subset) must be empty:
+/// pairs are not dataset items.
+public func pairsSource(_ paths: [String], seed: UInt64, for model: FlowModel, base: String, classes: [Int],
+                        transform: ItemTransform, transformClasses: [Int], dataset: Dataset, key: String) throws -> TrainingSource {
+    guard classes.isEmpty else {
+        throw ModelError("\(key).classes picks dataset items, and this stage learns from pairs (\(paths.joined(separator: ", "))): set \(key).classes=[] (\(key).transform and \(key).transform_classes do apply, to the pairs' images)")
+    }
+    let triplets = try TripletSource(paths: paths, seed: seed)
+    guard triplets.itemShape == model.spec.itemShape else {
+        throw ModelError("triplet file \(paths[0]) holds items of shape \(triplets.itemShape), but \(base) makes \(model.spec.itemShape)")
+    }
+    return transform == .none ? triplets : try TransformedPairs(triplets, transform: transform, classes: transformClasses, dataset: dataset, key: key)
 }

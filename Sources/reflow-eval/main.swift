@@ -3,6 +3,7 @@ import Experiments
 import Flow
 import ReflowCLI
 import Foundation
+import Generation
 import Diffusion
 import TensorCore
 
@@ -27,6 +28,9 @@ struct ReflowEval: ParsableCommand {
 
         Example: reflow-eval --config experiments/digits.yaml --checkpoint teacher=runs/digits/teacher.safetensors \
         --steps 1,2,4,25 --samples 1000 --seeds 0,1
+
+        Refiner rows: reflow-eval --config experiments/quickstart.yaml --checkpoint student=runs/quickstart/distill.safetensors \
+        --steps 1 --guidance 1 --refine 0.7:4 --refine 0.85:2 --refiner runs/quickstart/teacher.safetensors
         """,
         version: ReflowVersion.string)
 
@@ -42,9 +46,16 @@ struct ReflowEval: ParsableCommand {
     @Option(name: .long, help: "Euler steps of the straightness trajectories, 0 = skip (sets eval.straightness_steps).")
     var straightness: Int?
     @Option(name: .long, help: "Images generated together (sets eval.batch_size).") var batchSize: Int?
+    @Option(name: .long, help: ArgumentHelp("Refiner pass (repeatable): each flow checkpoint's fewest-step images re-noised to flow time t and solved to 1 by --refiner in K Euler steps; one extra row each.", valueName: "t:K"))
+    var refine: [String] = []
+    @Option(name: .long, help: "The flow that refines (a flow teacher or a 2-RF checkpoint); required with --refine.") var refiner: String?
+    @Option(name: .long, help: "Guidance of the refiner (default: pairs.guidance, the teacher's).") var refineGuidance: Float?
 
     func validate() throws {
         if checkpoint.isEmpty { throw ValidationError("give at least one --checkpoint") }
+        if !refine.isEmpty && refiner == nil { throw ValidationError("--refine needs --refiner <flow checkpoint>") }
+        if refine.isEmpty && (refiner != nil || refineGuidance != nil) { throw ValidationError("--refiner and --refine-guidance need --refine t:K") }
+        for r in refine { do { _ = try RefineSettings(parsing: r) } catch { throw ValidationError("--refine \(error)") } }
     }
 
     func run() throws {
@@ -56,13 +67,17 @@ struct ReflowEval: ParsableCommand {
             if let guidance { extra.append(listOverride("eval.guidance", guidance)) }
             if let straightness { extra.append("eval.straightness_steps=\(straightness)") }
             if let batchSize { extra.append("eval.batch_size=\(batchSize)") }
-            let pipeline = try Pipeline(config: options.load(extra: extra))
+            let pipeline = try Pipeline(config: options.load(extra: extra), recordConfig: false)
             try adapters.install()
             let cps = checkpoint.map { c -> (label: String, path: String) in
                 if let eq = c.firstIndex(of: "=") { return (String(c[..<eq]), String(c[c.index(after: eq)...])) }
                 return (URL(fileURLWithPath: c).deletingPathExtension().lastPathComponent, c)
             }
-            let table = try pipeline.evaluate(checkpoints: cps, evaluator: scoring.evaluator, secondEvaluator: scoring.secondEvaluator)
+            let refiners = try refine.map {
+                try Refiner(path: refiner!, settings: RefineSettings(parsing: $0), guidance: refineGuidance ?? pipeline.config.pairs.guidance)
+            }
+            let table = try pipeline.evaluate(checkpoints: cps, evaluator: scoring.evaluator, secondEvaluator: scoring.secondEvaluator,
+                                              refiners: refiners)
             printResult(scoring.json ? table.json() : table.markdown())
         } catch { exitWithError(error) }
     }
