@@ -119,6 +119,9 @@ public struct TrainerOptions {
 /// the whole state).
 public final class Trainer {
     public let model: FlowModel
+    /// What the optimizer updates and the checkpoints hold: the model itself, or a module
+    /// trained beside a frozen model (a ControlNet).
+    public let trained: Module
     public let source: TrainingSource
     public let objective: Objective
     public let options: TrainerOptions
@@ -126,11 +129,12 @@ public final class Trainer {
     let ema: EMA?
     let schedule: LRSchedule
 
-    public init(model: FlowModel, source: TrainingSource, objective: Objective, options: TrainerOptions) {
+    public init(model: FlowModel, source: TrainingSource, objective: Objective, options: TrainerOptions, trained: Module? = nil) {
         self.model = model; self.source = source; self.objective = objective; self.options = options
+        self.trained = trained ?? model
         let s = options.section
-        optimizer = AdamW(model.namedParameters(), lr: s.schedule.base, weightDecay: Double(s.weightDecay))
-        ema = s.emaDecay > 0 ? EMA(model.namedParameters(), decay: s.emaDecay) : nil
+        optimizer = AdamW(self.trained.namedParameters(), lr: s.schedule.base, weightDecay: Double(s.weightDecay))
+        ema = s.emaDecay > 0 ? EMA(self.trained.namedParameters(), decay: s.emaDecay) : nil
         schedule = s.schedule
     }
 
@@ -160,7 +164,7 @@ public final class Trainer {
         }
         let stateURL = TrainingState.url(besideCheckpoint: checkpointURL)
         if resume && (fm.fileExists(atPath: stateURL.path) || fm.fileExists(atPath: checkpointURL.path)) {
-            let (meta, state) = try loadTrainingCheckpoint(into: model, from: checkpointURL)
+            let (meta, state) = try loadTrainingCheckpoint(into: trained, from: checkpointURL)
             if let spec = meta["model_spec"], spec != model.spec.json() {
                 // The metadata came from the state file (or, for version-1 states, the weights file).
                 let from = state.weights != nil ? stateURL.path : checkpointURL.path
@@ -185,7 +189,7 @@ public final class Trainer {
         let metrics = root ? try options.run.openMetrics() : nil
         let progress = Progress(total: s.steps, label: options.stage, startStep: start,
                                 output: root ? nil : { _ in })
-        let params = model.parameters()
+        let params = trained.parameters()
         var lastLoss = Double.nan
         var step = start
         let started = Date()
@@ -239,7 +243,7 @@ public final class Trainer {
         if root {
             try saveCheckpoint(step: step)
             try writeSamples(step: step)
-            try withEMA { try model.save(to: outputURL, stage: options.stage, step: step, extra: options.metadata) }
+            try withEMA { try NN.saveCheckpoint(trained, metadata: model.metadata(stage: options.stage, step: step, extra: options.metadata), to: outputURL) }
         }
         return outputURL
     }
@@ -250,7 +254,7 @@ public final class Trainer {
         let comm = options.communicator
         guard comm.isDistributed else { return }
         var sum = 0.0
-        for p in model.parameters() { for i in 0..<p.count { sum += Double(p.storage.ptr[i]) * Double(i % 7 + 1) } }
+        for p in trained.parameters() { for i in 0..<p.count { sum += Double(p.storage.ptr[i]) * Double(i % 7 + 1) } }
         let mine = [Double(step), sum]
         let hi = comm.allreduce(mine, .max), lo = comm.allreduce(mine, .min)
         guard hi == lo else {
@@ -273,6 +277,7 @@ public final class Trainer {
             for (j, i) in slice.enumerated() where u.ptr[i] < s.captionDropout { captions[j] = "" }
         }
         model.train()
+        trained.train()
         let text = try model.encode(captions)
         let v: Velocity = { x, t in try self.model.velocity(x, t: t, text: text) }
         let loss: Tensor
@@ -292,14 +297,14 @@ public final class Trainer {
 
     func saveCheckpoint(step: Int) throws {
         let state = TrainingState(step: step, optimizer: optimizer.exportState(), ema: ema?.exportState())
-        try saveTrainingCheckpoint(model, state: state, metadata: model.metadata(stage: options.stage, step: step, extra: options.metadata),
+        try saveTrainingCheckpoint(trained, state: state, metadata: model.metadata(stage: options.stage, step: step, extra: options.metadata),
                                    to: checkpointURL)
     }
 
     /// Throws, naming the stage, step and tensor, when a weight is NaN or infinite: such weights
     /// are never written (the last checkpoint stays the last good one).
     func checkWeightsFinite(step: Int) throws {
-        for (name, t) in model.stateDict() {
+        for (name, t) in trained.stateDict() {
             if let i = Safetensors.firstNonFinite(t.storage.ptr, t.count) {
                 throw ModelError("\(options.stage): weights became non-finite at step \(step) ('\(name)' holds \(t.storage.ptr[i])); nothing was written for this step; lower lr (now \(optimizer.lr)) or check the data")
             }
