@@ -1,6 +1,7 @@
 import ArgumentParser
 import Experiments
 import ConfigKit
+import Control
 import Diffusion
 import Flow
 import Generation
@@ -52,10 +53,18 @@ struct ReflowSample: ParsableCommand {
     @Option(name: .long, help: "2-D models: plot this many ODE trajectories per prompt instead of a grid.") var trajectories = 0
     @Flag(name: .long, help: "Map words outside the vocabulary to <unk> instead of failing.") var allowUnknown = false
 
+    // ControlNet
+    @Option(name: .long, help: ArgumentHelp("A ControlNet (reflow-train --stage controlnet) applied to the checkpoint, at its trained scale or :scale.", valueName: "file[:scale]"))
+    var controlnet: String?
+    @Option(name: .long, help: ArgumentHelp("The control image every sample follows: a PNG at the model's size (grey; white = 1), e.g. an edge map.", valueName: "image.png"))
+    var control: String?
+
     func validate() throws {
         if prompt.isEmpty && prompts == nil { throw ValidationError("give at least one --prompt or --prompts <file>") }
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
         if perPrompt < 1 { throw ValidationError("--per-prompt must be at least 1") }
+        if (controlnet == nil) != (control == nil) { throw ValidationError("--controlnet and --control go together: a ControlNet and the control image it follows") }
+        if controlnet != nil && (interpolate > 0 || trajectories > 0) { throw ValidationError("--controlnet draws a grid: drop --interpolate and --trajectories") }
         if interpolate < 0 || interpolate == 1 { throw ValidationError("--interpolate needs at least 2 frames") }
         // The grid is always PNG: refuse a name that would promise another format.
         if !output.lowercased().hasSuffix(".png") {
@@ -97,7 +106,8 @@ struct ReflowSample: ParsableCommand {
                                   guidance: sample.guidance, seed: UInt64(bitPattern: Int64(seed)), perPrompt: perPrompt)
             r.solverNamed = solver != nil; r.samplerNamed = sampler != nil
             r.columns = columns; r.interpolate = interpolate; r.allowUnknown = allowUnknown
-            let (nfe, secs) = try runSample(r)
+            let (nfe, secs) = try controlnet.map { try runControlledSample(r, controlNet: ControlNetArgument(parsing: $0), control: control ?? "") }
+                ?? runSample(r)
             print("wrote \(output) (\(nfe) function evaluations, \(String(format: "%.2f", secs)) s)")
         } catch { exitWithError(error) }
     }
