@@ -53,6 +53,22 @@ final class ControlNetStageTests: XCTestCase {
         XCTAssertNoThrow(try loadControlNet(out, base: base, baseURL: teacher))
     }
 
+    /// A diffusion teacher's ControlNet trains with the teacher's eps loss and draws its grid
+    /// with the teacher's sampler.
+    func testADiffusionTeacherGetsAControlNet() throws {
+        Log.level = .warning
+        let dir = try makeTempDir("controlnet-stage")
+        var c = config(output: dir.path)
+        c.teacher.kind = .diffusion; c.controlnet.steps = 2
+        let p = try Pipeline(config: c)
+        let teacher = try p.trainTeacher(resume: false)
+        let out = try p.trainControlNet(base: teacher.path, resume: false)
+        let meta = try Safetensors.readMetadata(out)
+        XCTAssertEqual(meta[ControlNetKey.role], ControlNetKey.roleValue)
+        XCTAssertTrue(try String(contentsOfFile: p.run.metricsPath, encoding: .utf8).contains("\"controlnet\""))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: p.run.samplesPath + "/controlnet.png"))
+    }
+
     func testAnMLPBaseIsRefused() throws {
         Log.level = .warning
         let dir = try makeTempDir("controlnet-stage")
