@@ -155,7 +155,7 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Autograd", "TensorCore", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: fast),
         .testTarget(name: "ControlTests",
-                    dependencies: ["Control", "Experiments", "Training", "Reporting", "Models", "NN", "Formats", "Autograd", "TensorCore", "TestSupport"],
+                    dependencies: ["Control", "Experiments", "Training", "Reporting", "Generation", "Flow", "Models", "NN", "Formats", "Autograd", "TensorCore", "TestSupport"],
                     swiftSettings: fast),
         .testTarget(name: "ConfigKitTests", dependencies: ["ConfigKit", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "ServingTests",

@@ -2,7 +2,9 @@ import XCTest
 import TestSupport
 import Autograd
 import Control
+import Flow
 import Formats
+import Generation
 import Models
 import NN
 import TensorCore
@@ -39,11 +41,22 @@ final class ControlNetTests: XCTestCase {
         let attachment = ControlAttachment(net: net, scale: 3)
         attachment.hint = randn([3, 1, 8, 8], seed: 2)
         try attachment.attach(to: m)
-        // Every residual is exactly +0 (zero weights and biases), and v + 0 == v for every finite v:
-        // equality of every element, no tolerance.
+        // Every residual is exactly +0 (zero weights and biases), and v + 0 == v for every finite v
+        // (bit for bit unless v is -0, which the base's skips and middle block do not hold here).
         let controlled = try velocity(m, x, t)
-        XCTAssertEqual(controlled, plain)
+        XCTAssertEqual(controlled.map(\.bitPattern), plain.map(\.bitPattern))
         XCTAssertTrue(plain.contains { $0 != 0 })
+        // Sampling with guidance (the doubled batch repeats the hint), in the batch `generate` uses
+        // (sgemm sums in another order for another batch size): the same images, bit for bit.
+        ControlAttachment.detach(from: m)
+        let x0 = randn([3, 1, 8, 8], seed: 6), prompts = ["the number 7", "", "digit three"]
+        let solver = SolverSettings(kind: .euler, steps: 3, rtol: 0, atol: 0).makeSolver()
+        let free = try generate(m, x0: x0, prompts: prompts, method: .ode(solver), guidance: 1.5).images
+        let held = try generateControlled(m, control: attachment, controls: randn([3, 1, 8, 8], seed: 2), x0: x0, prompts: prompts,
+                                          method: .ode(solver), guidance: 1.5, batchSize: 3).images
+        XCTAssertEqual(held.scalars.map(\.bitPattern), free.scalars.map(\.bitPattern))
+        attachment.hint = randn([3, 1, 8, 8], seed: 2)
+        try attachment.attach(to: m)
         // The hook does run: once a zero conv moves, the output moves.
         net.midZero.weight.storage.ptr[0] = 0.5
         XCTAssertNotEqual(try velocity(m, x, t), plain)
