@@ -108,8 +108,9 @@ public final class ControlAttachment: UNetControl {
 
     public init(net: ControlNet, scale: Float) { self.net = net; self.scale = scale }
 
-    public func residuals(_ x: Tensor, t: Tensor, text: EncodedText) throws -> (skips: [Tensor], mid: Tensor) {
+    public func residuals(_ x: Tensor, t: Tensor, text: EncodedText, training: Bool) throws -> (skips: [Tensor], mid: Tensor) {
         guard let hint else { throw ModelError("ControlNet attached without a control image") }
+        if net.isTraining != training { net.train(training) }
         let n = x.shape[0], b = hint.shape[0]
         guard b >= 1, n % b == 0 else {
             throw ShapeError(op: "ControlNet", "\(b) control images for a batch of \(n)")

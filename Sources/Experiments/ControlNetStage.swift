@@ -82,8 +82,13 @@ extension Pipeline {
                             ControlNetKey.controlOperator: op.json(), ControlNetKey.controlChannels: "1",
                             ControlNetKey.controlScale: "\(section.scale)",
                             ControlNetKey.basePath: base, ControlNetKey.baseSHA256: baseSHA]
+        options.trained = net
+        let fileMeta = options.metadata
+        options.exportOutput = { url, step in
+            try saveCheckpoint(net, metadata: model.metadata(stage: stage, step: step, extra: fileMeta), to: url)
+        }
         let source = ControlSource(base: DatasetSource(dataset: train, seed: seed &+ stageSalt(stage)), op: op, attachment: attachment)
-        let out = try Trainer(model: model, source: source, objective: objective, options: options, trained: net).run(resume: resume)
+        let out = try Trainer(model: model, source: source, objective: objective, options: options).run(resume: resume)
         if stopAfter == nil, FileManager.default.fileExists(atPath: out.path) { try writeControlNetGrid(out, base: base) }
         return out
     }

@@ -92,8 +92,9 @@ public final class UNetLevel: Module {
 
 /// What a ControlNet adds to a U-Net: one residual per skip connection (the down levels'
 /// outputs, finest first) and one for the middle block's output.
+/// `training`: the U-Net's mode, which the control network follows (dropout).
 public protocol UNetControl: AnyObject {
-    func residuals(_ x: Tensor, t: Tensor, text: EncodedText) throws -> (skips: [Tensor], mid: Tensor)
+    func residuals(_ x: Tensor, t: Tensor, text: EncodedText, training: Bool) throws -> (skips: [Tensor], mid: Tensor)
 }
 
 /// A small text-conditioned U-Net. Down path: levels with residual blocks, stride-2 convs
@@ -163,7 +164,7 @@ public final class UNet: VelocityNetwork {
         }
         h = try mid2(midAttn(mid1(h, emb: emb), text: text), emb: emb)
         if let control {
-            let r = try control.residuals(x, t: t, text: text)
+            let r = try control.residuals(x, t: t, text: text, training: isTraining)
             guard r.skips.count == skips.count else {
                 throw ShapeError(op: "UNet", "control gave \(r.skips.count) skip residuals for \(skips.count) skips")
             }

@@ -104,6 +104,11 @@ public struct TrainerOptions {
     public var metadata: [String: String] = [:]
     /// The ranks that share each global batch (`mpirun -np K`); rank 0 alone writes files.
     public var communicator: Communicator = .world
+    /// Adapter stages (LoRA): the module whose parameters are trained, checkpointed and resumed
+    /// instead of the model's (the model's own weights stay frozen), and the writer of the
+    /// stage's product from it (under EMA when there is one). nil: the whole model.
+    public var trained: Module? = nil
+    public var exportOutput: ((URL, Int) throws -> Void)? = nil
 
     public init(stage: String, section: TrainSettings, seed: UInt64, run: RunFolder, samplePrompts: [String],
                 sampleSolver: ODESolver, sampleGuidance: Float, gridColumns: Int) {
@@ -119,22 +124,21 @@ public struct TrainerOptions {
 /// the whole state).
 public final class Trainer {
     public let model: FlowModel
-    /// What the optimizer updates and the checkpoints hold: the model itself, or a module
-    /// trained beside a frozen model (a ControlNet).
-    public let trained: Module
     public let source: TrainingSource
     public let objective: Objective
     public let options: TrainerOptions
+    /// What the optimizer updates: the model, or the adapters of `options.trained`.
+    let trained: Module
     let optimizer: AdamW
     let ema: EMA?
     let schedule: LRSchedule
 
-    public init(model: FlowModel, source: TrainingSource, objective: Objective, options: TrainerOptions, trained: Module? = nil) {
+    public init(model: FlowModel, source: TrainingSource, objective: Objective, options: TrainerOptions) {
         self.model = model; self.source = source; self.objective = objective; self.options = options
-        self.trained = trained ?? model
         let s = options.section
-        optimizer = AdamW(self.trained.namedParameters(), lr: s.schedule.base, weightDecay: Double(s.weightDecay))
-        ema = s.emaDecay > 0 ? EMA(self.trained.namedParameters(), decay: s.emaDecay) : nil
+        trained = options.trained ?? model
+        optimizer = AdamW(trained.namedParameters(), lr: s.schedule.base, weightDecay: Double(s.weightDecay))
+        ema = s.emaDecay > 0 ? EMA(trained.namedParameters(), decay: s.emaDecay) : nil
         schedule = s.schedule
     }
 
@@ -243,7 +247,11 @@ public final class Trainer {
         if root {
             try saveCheckpoint(step: step)
             try writeSamples(step: step)
-            try withEMA { try NN.saveCheckpoint(trained, metadata: model.metadata(stage: options.stage, step: step, extra: options.metadata), to: outputURL) }
+            if let export = options.exportOutput {
+                try withEMA { try export(outputURL, step) }
+            } else {
+                try withEMA { try model.save(to: outputURL, stage: options.stage, step: step, extra: options.metadata) }
+            }
         }
         return outputURL
     }
@@ -254,7 +262,7 @@ public final class Trainer {
         let comm = options.communicator
         guard comm.isDistributed else { return }
         var sum = 0.0
-        for p in trained.parameters() { for i in 0..<p.count { sum += Double(p.storage.ptr[i]) * Double(i % 7 + 1) } }
+        for p in model.parameters() { for i in 0..<p.count { sum += Double(p.storage.ptr[i]) * Double(i % 7 + 1) } }
         let mine = [Double(step), sum]
         let hi = comm.allreduce(mine, .max), lo = comm.allreduce(mine, .min)
         guard hi == lo else {
@@ -277,7 +285,6 @@ public final class Trainer {
             for (j, i) in slice.enumerated() where u.ptr[i] < s.captionDropout { captions[j] = "" }
         }
         model.train()
-        trained.train()
         let text = try model.encode(captions)
         let v: Velocity = { x, t in try self.model.velocity(x, t: t, text: text) }
         let loss: Tensor
