@@ -92,7 +92,7 @@ let package = Package(
         // ControlNet: the control operator, the ControlNet file and its checks, controlled
         // sampling and the control table (the ControlNet module itself is in Models, beside UNet).
         .target(name: "Control",
-                dependencies: ["Evaluation", "Sampling", "Generation", "Reporting", "Models", "NN", "Diffusion", "Flow", "Datasets", "Formats", "Autograd", "TensorCore"],
+                dependencies: ["Training", "Evaluation", "Sampling", "Generation", "Reporting", "Models", "NN", "Diffusion", "Flow", "Datasets", "Formats", "Autograd", "TensorCore"],
                 swiftSettings: fast),
         // The experiment schema, the stages and the chain that runs them.
         .target(name: "Experiments",

@@ -19,7 +19,8 @@ import TensorCore
 // with none (the teacher's guidance is in their weights: guidance is applied once per chain).
 // Eval noise never overlaps pair noise (`pairsNoiseSeed`), so the distillation error is
 // measured on fresh noise. A diffusion teacher is sampled with `teacherSampler` at each step
-// count instead of Euler, and gets no straightness row (measured on a flow's Euler paths).
+// count instead of Euler (and with `teacherReference` at its step counts, e.g. DDIM 25 and 250);
+// its straightness is measured on its DDIM path in flow coordinates (`VPSchedule.flowCoordinates`).
 
 /// The chain's four checkpoints and how to score them. No defaults: the chain builds it from
 /// the config's `eval` and `pairs` sections.
@@ -32,6 +33,8 @@ public struct ChainEvalRequest {
     public var steps: [Int]
     /// The sampler of a diffusion teacher's rows.
     public var teacherSampler: DiffusionSamplerKind
+    /// A diffusion teacher's reference rows: this sampler at these step counts (none: no rows).
+    public var teacherReference: (sampler: DiffusionSamplerKind, steps: [Int]) = (.ddim, [])
     public var samples: Int
     public var seeds: [UInt64]
     /// Classifier-free guidance of the teacher (the guidance its pairs were made with).
@@ -85,6 +88,29 @@ func measureFlowStraightness(_ model: FlowModel, x0: Tensor, prompts: [String], 
         }
         let value = perItem.reduce(0, +) / Double(max(1, perItem.count))
         return (value, value / Double(x0.count / max(1, n)))
+    }
+}
+
+/// Straightness of a diffusion teacher under guidance `w`: its DDIM path (Stable Diffusion's
+/// settings, `steps` model evaluations) from `xT`, in flow coordinates, where DDIM is Euler.
+func measureDiffusionStraightness(_ model: FlowModel, teacher: DiffusionTeacher, xT: Tensor, prompts: [String], guidance w: Float,
+                                  steps: Int, batchSize: Int) throws -> (value: Double, perDimension: Double) {
+    model.eval()
+    defer { model.train() }
+    let ddim = try DiffusionSamplerKind.ddim.make(for: teacher, steps: steps)
+    return try noGrad {
+        var perItem: [Double] = []
+        let n = xT.shape[0]
+        var lo = 0
+        while lo < n {
+            let hi = min(n, lo + batchSize)
+            let v = try guidedVelocity(model, prompts: Array(prompts[lo..<hi]), guidance: w)
+            let r = try ddim.sample(teacher.model(v), xT: xT.slice(axis: 0, range: lo..<hi), record: true)
+            perItem += try straightness(of: try teacher.schedule.flowCoordinates(r.trajectory!)).perItem
+            lo = hi
+        }
+        let value = perItem.reduce(0, +) / Double(max(1, perItem.count))
+        return (value, value / Double(xT.count / max(1, n)))
     }
 }
 
@@ -148,11 +174,26 @@ extension EvalContext {
                     Log.info("eval \(label) @\(top) w=\(sw): acc \(formatSpread(row.promptAccuracy, digits: 1, percent: true)), FD \(formatSpread(row.fdFeatures))")
                 }
             }
-            if diffusion != nil { continue }
-            var st = ChainStraightness(model: label, steps: r.straightnessSteps, guidance: w)
+            if let diffusion, !r.teacherReference.steps.isEmpty {
+                let kind = r.teacherReference.sampler
+                for steps in r.teacherReference.steps {
+                    var row = ChainRow(model: "\(label) (\(kind.rawValue))", steps: steps, nfe: 0, guidance: w)
+                    for seed in r.seeds {
+                        row.add(try scoreSamples(model, method: .diffusion(diffusion, try kind.make(for: diffusion, steps: steps)), guidance: w,
+                                                 prompts: prompts, classes: classes, seed: seed, reference: reference, batchSize: r.batchSize))
+                    }
+                    table.rows.append(row)
+                    Log.info("eval \(label) \(kind.rawValue) @\(steps): acc \(formatSpread(row.promptAccuracy, digits: 1, percent: true)), FD \(formatSpread(row.fdFeatures))")
+                }
+            }
+            guard r.straightnessSteps > 0 else { continue }
+            var st = ChainStraightness(model: diffusion == nil ? label : "\(label) (ddim path)", steps: r.straightnessSteps, guidance: w)
             for (k, _) in r.seeds.enumerated() {
-                let s = try measureFlowStraightness(model, x0: noises[k], prompts: prompts, guidance: w,
-                                                    steps: r.straightnessSteps, batchSize: r.batchSize)
+                let s = try diffusion.map {
+                    try measureDiffusionStraightness(model, teacher: $0, xT: noises[k], prompts: prompts, guidance: w,
+                                                     steps: r.straightnessSteps, batchSize: r.batchSize)
+                } ?? measureFlowStraightness(model, x0: noises[k], prompts: prompts, guidance: w,
+                                             steps: r.straightnessSteps, batchSize: r.batchSize)
                 st.value.append(s.value); st.perDimension.append(s.perDimension)
             }
             table.straightness.append(st)

@@ -29,6 +29,9 @@ public struct EvalRequest {
     /// Euler steps of the trajectories straightness is measured on (0 = skip).
     public var straightnessSteps: Int
     public var batchSize: Int
+    /// Refiner passes: each adds a row per flow checkpoint (its fewest steps, first guidance
+    /// weight, then the refiner), scored on the same noise.
+    public var refiners: [Refiner] = []
 
     /// No defaults: reflow-eval builds it from the config's `eval` section.
     public init(checkpoints: [(label: String, path: String)], steps: [Int], samples: Int, seeds: [UInt64],
@@ -83,6 +86,16 @@ extension EvalContext {
                     + (row.distillError.isEmpty ? "" : ", distill error \(formatSpread(row.distillError, digits: 4))"))
             }
             }
+            for refiner in r.refiners where diffusion == nil {
+                let steps = r.steps.min()!, w = r.guidance[0]
+                var row = ChainRow(model: "\(label) + \(refiner.settings) (\(URL(fileURLWithPath: refiner.path).lastPathComponent), w=\(refiner.guidance))",
+                                   steps: steps, nfe: 0, guidance: w)
+                for seed in r.seeds {
+                    row.add(try scoreRefined(model, method: try method(steps), guidance: w, refiner: refiner, seed: seed, batchSize: r.batchSize))
+                }
+                table.rows.append(row)
+                Log.info("eval \(row.model) @\(steps): acc \(formatSpread(row.promptAccuracy, digits: 1, percent: true)), FD \(formatSpread(row.fdFeatures))")
+            }
             // Straightness is a property of a flow's ODE (measured at the first guidance weight); a
             // student is not meant to be integrated finely.
             if r.straightnessSteps > 0 && studentSteps == nil && diffusion == nil {
@@ -97,5 +110,19 @@ extension EvalContext {
             }
         }
         return table
+    }
+}
+
+extension EvalContext {
+    /// Samples from (seed, i) noise, refines, and scores: NFE and images/s count both passes.
+    func scoreRefined(_ model: FlowModel, method: SampleMethod, guidance: Float, refiner: Refiner, seed: UInt64,
+                      batchSize: Int) throws -> SampleScores {
+        let x0 = itemNoise(seed: seed, first: 0, count: prompts.count, itemShape: model.spec.itemShape)
+        let start = Date()
+        let (images, nfe) = try generate(model, x0: x0, prompts: prompts, method: method, guidance: guidance, batchSize: batchSize)
+        let (refined, refineNFE) = try refiner.refine(images, prompts: prompts, seed: seed, batchSize: batchSize)
+        let secs = Date().timeIntervalSince(start)
+        return try scoreImages(refined, classes: classes, reference: reference,
+                               imagesPerSecond: Double(prompts.count) / max(secs, 1e-9), nfe: nfe + refineNFE)
     }
 }

@@ -55,7 +55,14 @@ func weightsRelevant(_ s: TrainSection) -> TrainSection {
 public func pairsIdentity(_ path: String) throws -> String {
     let r = try TripletReader(path: path)
     defer { r.close() }
-    return chainHash(["pairs"] + r.writerAttributes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } + ["rows=\(r.count)"])
+    return chainHash(["pairs"] + withoutTeacherPath(r.writerAttributes).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                     + ["rows=\(r.count)"])
+}
+
+/// Pair-file attributes without the teacher's path: its SHA-256 (also an attribute) identifies
+/// the weights, so a run folder that is moved or copied keeps its pairs and what was trained on them.
+func withoutTeacherPath(_ attributes: [String: String]) -> [String: String] {
+    attributes.filter { $0.key != TripletFormat.Key.teacherCheckpoint }
 }
 
 extension Pipeline {
@@ -176,10 +183,14 @@ extension Pipeline {
             if let reader = try? TripletReader(path: output) {
                 let (attrs, rows) = (reader.writerAttributes, reader.count)
                 reader.close()
-                if attrs != want {
+                // The teacher's SHA-256 names its weights; its path may differ (a moved or copied run).
+                let samePairs = withoutTeacherPath(attrs) == withoutTeacherPath(want)
+                if !samePairs {
                     note = "made by another checkpoint or config: regenerating (old file kept as \(try retire(output)))"
                 } else if rows == r.count {
                     return ChainStageReport(name: name, status: "skipped", seconds: 0, output: output, note: "\(rows) pairs, up to date")
+                } else if attrs != want {
+                    note = "made from the same weights at another path, but short: regenerating (old file kept as \(try retire(output)))"
                 } else if rows > r.count || !resume {
                     note = "holds \(rows) pairs, want \(r.count): regenerating (old file kept as \(try retire(output)))"
                 } else {
@@ -359,41 +370,18 @@ extension Pipeline {
     /// teacher at the guidance it made its pairs with, the 2-RF and students at 1.
     public func chainEvalRequest(evaluator: String? = nil, secondEvaluator: String? = nil) -> ChainEvalRequest {
         let out = chainOutputs, e = config.eval
-        return ChainEvalRequest(teacher: out.teacher, reflow: out.reflow, distill: out.distill, directDistill: out.directDistill,
-                                steps: e.steps, teacherSampler: e.sampler, samples: e.samples, seeds: e.seeds.map { UInt64(bitPattern: Int64($0)) },
-                                guidance: config.pairs.guidance, reflowGuidance: 1, teacherGuidanceSweep: e.teacherGuidanceSweep,
-                                straightnessSteps: e.straightnessStepsResolved, batchSize: e.batchSize,
-                                evaluator: evaluator, secondEvaluator: secondEvaluator, gridDirectory: nil, gridCount: e.gridImages)
+        var r = ChainEvalRequest(teacher: out.teacher, reflow: out.reflow, distill: out.distill, directDistill: out.directDistill,
+                                 steps: e.steps, teacherSampler: e.sampler, samples: e.samples, seeds: e.seeds.map { UInt64(bitPattern: Int64($0)) },
+                                 guidance: config.pairs.guidance, reflowGuidance: 1, teacherGuidanceSweep: e.teacherGuidanceSweep,
+                                 straightnessSteps: e.straightnessStepsResolved, batchSize: e.batchSize,
+                                 evaluator: evaluator, secondEvaluator: secondEvaluator, gridDirectory: nil, gridCount: e.gridImages)
+        r.teacherReference = (e.referenceSampler, e.referenceSteps)
+        return r
     }
 
     /// Scores the chain's checkpoints (Evaluation's `evaluateChain` on this config's test split).
     public func evaluateChain(_ r: ChainEvalRequest) throws -> ChainTable {
         try EvalContext(test: loadDataset(.test), train: loadDataset(.train), evaluator: r.evaluator,
                         secondEvaluator: r.secondEvaluator, samples: r.samples).evaluateChain(r)
-    }
-}
-
-extension ChainEvalRequest {
-    /// What the table depends on: settings and the SHA-256 of every checkpoint read.
-    public func hash() throws -> String {
-        var parts = ["chain-eval", "steps=\(steps)" + (teacherSampler == .dpmSolverPP ? "" : "/\(teacherSampler.rawValue)"), "samples=\(samples)", "seeds=\(seeds)", "guidance=\(guidance)/\(reflowGuidance)/\(teacherGuidanceSweep)/\(sweepStudents.map(\.guidance))",
-                     "straightness=\(straightnessSteps)", "batch=\(batchSize)", "grids=\(gridDirectory ?? "-")/\(gridCount)"]
-        for p in [teacher, reflow, distill, directDistill, evaluator, secondEvaluator] + sweepStudents.map(\.path) {
-            parts.append(try p.map { FileManager.default.fileExists(atPath: $0) ? try SHA256.hex(file: $0) : "missing" } ?? "-")
-        }
-        return chainHash(parts)
-    }
-}
-
-extension Pipeline {
-    /// Scores any checkpoints with the config's `eval` section (what reflow-eval does).
-    public func evaluate(checkpoints: [(label: String, path: String)], evaluator: String? = nil,
-                         secondEvaluator: String? = nil) throws -> ChainTable {
-        let e = config.eval
-        let r = try EvalRequest(checkpoints: checkpoints, steps: e.steps, samples: e.samples,
-                                seeds: e.seeds.map { UInt64(bitPattern: Int64($0)) }, solver: e.solver, sampler: e.sampler, guidance: e.guidance,
-                                straightnessSteps: e.straightnessStepsResolved, batchSize: e.batchSize)
-        return try EvalContext(test: loadDataset(.test), train: loadDataset(.train), evaluator: evaluator,
-                               secondEvaluator: secondEvaluator, samples: e.samples).evaluate(r)
     }
 }

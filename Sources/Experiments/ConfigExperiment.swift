@@ -250,6 +250,7 @@ public struct DistillSection: ConfigSection, Equatable {
     /// Pseudo-Huber c; 0 picks 0.00054 * sqrt(C*H*W) (the improved consistency training value).
     public var huberC: Float = 0
     public var studentSteps = 1
+    public var flowGuidedWeight: Float = 0
 
     public init() {}
 
@@ -263,7 +264,11 @@ public struct DistillSection: ConfigSection, Equatable {
         try v.field("loss", &loss, doc: "student loss against the target images")
         try v.field("huber_c", &huberC, doc: "pseudo-huber c (0 = 0.00054 * sqrt(pixels))")
         try v.field("student_steps", &studentSteps, doc: "student solver steps (1 = one-step model)")
+        try v.field("flow_guided_weight", &flowGuidedWeight,
+                    doc: "flow-guided distillation (SlimFlow): weight of the data-free term where the flow that made the pairs checks the student's move on fresh noise (0 = off)")
         v.check(huberC >= 0, "huber_c", "must not be negative")
+        v.check(flowGuidedWeight >= 0 && flowGuidedWeight.isFinite, "flow_guided_weight", "must be a finite weight >= 0")
+        v.check(flowGuidedWeight == 0 || studentSteps == 1, "flow_guided_weight", "applies to one-step students (student_steps: 1)")
         v.check(studentSteps >= 1, "student_steps", "must be at least 1")
     }
 }
@@ -338,6 +343,8 @@ public struct EvalSection: ConfigSection, Equatable {
     public var batchSize = 250
     public var solver = SolverKind.euler
     public var sampler = DiffusionSamplerKind.dpmSolverPP
+    public var referenceSampler = DiffusionSamplerKind.ddim
+    public var referenceSteps: [Int] = []
     public var guidance: [Float] = [1.5]
     public var teacherGuidanceSweep: [Float] = []
     public var straightnessSteps: Int? = nil
@@ -355,6 +362,9 @@ public struct EvalSection: ConfigSection, Equatable {
         try v.field("batch_size", &batchSize, doc: "images generated together")
         try v.field("solver", &solver, doc: "reflow-eval: fixed-step solver of the rows (the chain's table uses euler)")
         try v.field("sampler", &sampler, doc: "diffusion teachers: sampler of their rows (steps = model evaluations)")
+        try v.field("reference_sampler", &referenceSampler, doc: "chain, diffusion teachers: sampler of the teacher's reference rows")
+        try v.field("reference_steps", &referenceSteps,
+                    doc: "chain, diffusion teachers: also score the teacher with reference_sampler at these step counts (e.g. [25, 250])")
         try v.field("guidance", &guidance,
                     doc: "reflow-eval: guidance weights, one set of rows each (the chain scores its teacher at pairs.guidance, the rest at 1)")
         try v.field("teacher_guidance_sweep", &teacherGuidanceSweep,
@@ -362,6 +372,7 @@ public struct EvalSection: ConfigSection, Equatable {
         try v.field("straightness_steps", &straightnessSteps, doc: "Euler steps of straightness trajectories (null = the largest of steps)")
         try v.field("grid_images", &gridImages, doc: "images in each of the chain's evaluation grids")
         v.check(!steps.isEmpty && steps.allSatisfy { $0 >= 1 }, "steps", "must be a non-empty list of positive step counts")
+        v.check(referenceSteps.allSatisfy { $0 >= 1 }, "reference_steps", "must be positive step counts")
         v.check(samples >= 2, "samples", "must be at least 2 (a covariance needs two samples)")
         v.check(!seeds.isEmpty, "seeds", "must not be empty")
         v.check(batchSize >= 1, "batch_size", "must be at least 1")

@@ -2,17 +2,13 @@ import Foundation
 import Autograd
 import ConfigKit
 import Control
-import Datasets
 import Diffusion
 import Evaluation
 import Formats
-import Generation
 import Reporting
 import Training
-import Flow
 import Models
 import NN
-import TensorCore
 
 // ControlNet: a trainable copy of a frozen U-Net's encoder, fed the control image made from each
 // training image by the config's operator, trained with the base's own objective (the
@@ -20,24 +16,6 @@ import TensorCore
 // Only the ControlNet's weights move and only they are written, with the operator and the
 // base's SHA-256 in the metadata; the 2-RF and the student share the base's architecture, so the
 // file applies to them unchanged (`loadControlNet` accepts a base's descendants).
-
-/// Dataset batches whose control images (the operator applied to x1) become the attached
-/// ControlNet's hint before the trainer's forward pass: the trainer stays unaware of controls.
-final class ControlSource: TrainingSource {
-    let base: DatasetSource, op: ControlOperator, attachment: ControlAttachment
-
-    init(base: DatasetSource, op: ControlOperator, attachment: ControlAttachment) {
-        self.base = base; self.op = op; self.attachment = attachment
-    }
-
-    var itemShape: [Int] { base.itemShape }
-
-    func batch(step: Int, size: Int, slice: Range<Int>) throws -> (x0: Tensor, x1: Tensor, captions: [String]) {
-        let b = try base.batch(step: step, size: size, slice: slice)
-        attachment.hint = try op(b.x1)
-        return b
-    }
-}
 
 extension Pipeline {
     /// The checkpoint `--stage controlnet` trains on: `controlnet.base`, else the teacher.
@@ -52,21 +30,12 @@ extension Pipeline {
             throw ModelError("controlnet: base checkpoint \(base) not found; \(Pipeline.howToMake(checkpoint: base))")
         }
         let (model, meta) = try FlowModel.load(from: URL(fileURLWithPath: base))
-        guard let unet = model.net as? UNet else {
-            throw ModelError("controlnet: base \(base) is an \(model.spec.kind) model; a ControlNet copies a U-Net's encoder (model.kind: unet)")
-        }
         let train = try loadDataset(.train)
         guard train.itemShape == model.spec.itemShape else {
             throw ModelError("controlnet: base \(base) makes items of shape \(model.spec.itemShape), but the config's dataset '\(train.name)' has \(train.itemShape)")
         }
         let op = section.controlOperator
-        try op.validate(source: "controlnet")
-        _ = try op(Tensor.zeros([1] + train.itemShape))  // a silhouette factor that does not divide the size fails here
-        let net = try ControlNet(spec: model.spec, hintChannels: 1, seed: seed &+ 0xC0_7201)
-        try net.copyEncoder(from: unet)
-        for p in model.parameters() { p.requiresGrad = false }
-        let attachment = ControlAttachment(net: net, scale: section.scale)
-        try attachment.attach(to: model)
+        let (net, attachment) = try newControlNet(on: model, base: base, op: op, scale: section.scale, seed: seed &+ 0xC0_7201)
         let baseSHA = try SHA256.hex(file: base)
         var weights = section
         weights.train = weightsRelevant(section.train)
@@ -93,26 +62,16 @@ extension Pipeline {
         return out
     }
 
-    /// control | base with the ControlNet, for the first held-out images of each class caption.
+    /// control | base with the ControlNet, for the first ten held-out images.
     func writeControlNetGrid(_ url: URL, base: String) throws {
-        let (model, meta) = try FlowModel.load(from: URL(fileURLWithPath: base))
-        let cn = try loadControlNet(url, base: model, baseURL: URL(fileURLWithPath: base))
         let test = try loadDataset(.test)
-        let held = try test.batch(0..<min(10, test.count))
-        let controls = try cn.op(Tensor(shape: held.shape, storage: held.images))
-        let method = try SampleMethod.forCheckpoint(metadata: meta, source: base, solver: config.sample.solverSettings(tolerancesFrom: config.pairs),
-                                                    sampler: config.sample.sampler)
-        let x0 = itemNoise(seed: seed &+ 0x5A3F1E, first: 0, count: controls.shape[0], itemShape: model.spec.itemShape)
-        let attachment = ControlAttachment(net: cn.net, scale: config.controlnet.scale)
-        let r = try generateControlled(model, control: attachment, controls: controls, x0: x0, prompts: held.captions,
-                                       method: method, guidance: config.sample.guidance, batchSize: controls.shape[0])
         let path = run.samplesPath + "/controlnet.png"
-        try writeControlGrid(path: path, controls: controls, outputs: [r.images])
+        try writeControlNetSamples(url, base: base, held: try test.batch(0..<min(10, test.count)), path: path,
+                                   solver: config.sample.solverSettings(tolerancesFrom: config.pairs), sampler: config.sample.sampler,
+                                   guidance: config.sample.guidance, seed: seed &+ 0x5A3F1E)
         Log.info("controlnet: grid (control | \(URL(fileURLWithPath: base).lastPathComponent) with the ControlNet) \(path)")
     }
-}
 
-extension Pipeline {
     /// reflow-eval --controlnet: each checkpoint with and without the ControlNet (see
     /// `EvalContext.evaluateControl`), with the config's `eval` section.
     public func evaluateControl(checkpoints: [String], controlNet: String, grid: String?, evaluator: String? = nil,

@@ -2,6 +2,7 @@ import Foundation
 import Autograd
 import ConfigKit
 import Datasets
+import Diffusion
 import Evaluation
 import Formats
 import TripletStore
@@ -76,8 +77,27 @@ extension Pipeline {
         meta[StudentKey.pairsTeacherSHA256] = a[TripletFormat.Key.teacherSHA256]
         meta[StudentKey.pairsSolver] = a[TripletFormat.Key.solver]
         meta[StudentKey.pairsGuidance] = a[TripletFormat.Key.guidance]
+        if d.flowGuidedWeight > 0 {
+            options.flowGuide = (try flowGuide(pairsMaker: a[TripletFormat.Key.teacherCheckpoint], pairs: pairs[0]), d.flowGuidedWeight)
+            meta["flow_guided_weight"] = "\(d.flowGuidedWeight)"
+            Log.info("\(stage): flow-guided term, weight \(d.flowGuidedWeight), guide \(a[TripletFormat.Key.teacherCheckpoint] ?? "?")")
+        }
         options.metadata = meta
         let trainer = Trainer(model: model, source: source, objective: .distill(sampler, loss), options: options)
         return try trainer.run(resume: resume)
+    }
+
+    /// The frozen flow that checks the student (distill.flow_guided_weight): the one that made
+    /// its pairs, as their file names it.
+    func flowGuide(pairsMaker: String?, pairs: String) throws -> FlowModel {
+        guard let path = pairsMaker, FileManager.default.fileExists(atPath: path) else {
+            throw ModelError("distill.flow_guided_weight needs the flow that made \(pairs) (its attribute names \(pairsMaker ?? "none")), which is not on disk")
+        }
+        let (guide, meta) = try FlowModel.load(from: URL(fileURLWithPath: path))
+        if let t = try DiffusionTeacher(metadata: meta, source: path) {
+            throw ModelError("distill.flow_guided_weight: \(pairs) was made by a diffusion teacher (\(path), \(t.name)), whose output is not a velocity; flow guidance needs a flow (the 2-RF)")
+        }
+        for p in guide.parameters() { p.requiresGrad = false }
+        return guide
     }
 }

@@ -18,11 +18,14 @@ public final class Pipeline {
     public let config: ExperimentConfig
     public let run: RunFolder
 
-    public init(config: ExperimentConfig) throws {
+    /// `recordConfig`: write the resolved config into the run folder (commands that train or
+    /// generate); commands that only read a run (scoring, reports) pass false, so they never
+    /// replace the config the run was made with.
+    public init(config: ExperimentConfig, recordConfig: Bool = true) throws {
         self.config = config
         Runtime.threads = config.threads
         run = try RunFolder(root: config.outputDir, name: config.name)
-        if Communicator.world.isRoot { try run.writeConfig(dumpConfig(config)) }  // mpirun: rank 0 writes
+        if recordConfig && Communicator.world.isRoot { try run.writeConfig(dumpConfig(config)) }  // mpirun: rank 0 writes
     }
 
     var seed: UInt64 { config.seedValue }

@@ -136,3 +136,23 @@ public func flowTime(diffusionStep s: Float, trainSteps: Int) -> Float {
 public func diffusionSteps(flowTimes t: Tensor, trainSteps: Int) -> Tensor {
     (1 - t) * Float(trainSteps)
 }
+
+// MARK: - A diffusion path in flow coordinates
+
+extension VPSchedule {
+    /// A recorded sampler trajectory ((step s, x_s), step -1 = no noise left) in the rectified
+    /// flow's coordinates: x_s = alpha x1 + sigma eps divided by (alpha + sigma) is
+    /// t x1 + (1 - t) eps with t = alpha / (alpha + sigma). There DDIM is exactly Euler with
+    /// velocity x0_hat - eps_hat, so `straightness(of:)` of the result measures the teacher's
+    /// path as it measures a flow's (over [t_first, t_last], not [0, 1]: x_T is not pure noise).
+    public func flowCoordinates(_ trajectory: [(t: Float, x: Tensor)]) throws -> [(t: Float, x: Tensor)] {
+        try trajectory.map { state in
+            let s = Int(state.t)
+            guard Float(s) == state.t, s >= -1, s < trainSteps else {
+                throw FlowError(op: "flowCoordinates", "state at step \(state.t) is not a step of 0..<\(trainSteps) (or -1)")
+            }
+            let (a, sg) = s >= 0 ? (alpha(s), sigma(s)) : (1.0, 0.0)
+            return (t: Float(a / (a + sg)), x: state.x * Float(1 / (a + sg)))
+        }
+    }
+}

@@ -105,5 +105,5 @@ public func writeReport(runDirectory: String) throws -> RunReportFiles {
         config.outputDir = url.deletingLastPathComponent().path
         config.name = url.lastPathComponent
     }
-    return try Pipeline(config: config).writeReport()
+    return try Pipeline(config: config, recordConfig: false).writeReport()
 }

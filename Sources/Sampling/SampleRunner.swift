@@ -26,6 +26,8 @@ public struct SampleRequest {
     /// Frames of a latent interpolation strip (0 = a grid instead).
     public var interpolate = 0
     public var allowUnknown = false
+    /// A refiner pass over the grid's images (not for interpolation strips).
+    public var refiner: Refiner? = nil
     public init(checkpoint: String, prompts: [String], output: String, solver: SolverSettings, sampler: DiffusionSamplerKind,
                 guidance: Float, seed: UInt64, perPrompt: Int) {
         self.checkpoint = checkpoint; self.prompts = prompts; self.output = output
@@ -40,6 +42,17 @@ public func runSample(_ r: SampleRequest) throws -> (nfe: Int, seconds: Double) 
     try checkSamplingFlags(metadata: meta, checkpoint: r.checkpoint, solverNamed: r.solverNamed, samplerNamed: r.samplerNamed)
     let method = try SampleMethod.forCheckpoint(metadata: meta, source: r.checkpoint, solver: r.solver, sampler: r.sampler)
     if !r.allowUnknown { try checkPromptWords(r.prompts, tokenizer: model.tokenizer) }
+    if r.interpolate == 0, let refiner = r.refiner {
+        let all = r.prompts.flatMap { [String](repeating: $0, count: r.perPrompt) }
+        let x0 = itemNoise(seed: r.seed, first: 0, count: all.count, itemShape: model.spec.itemShape)
+        let start = Date()
+        let (images, nfe) = try generate(model, x0: x0, prompts: all, method: method, guidance: r.guidance)
+        let (refined, more) = try refiner.refine(images, prompts: all, seed: r.seed)
+        let secs = Date().timeIntervalSince(start)
+        let cols = r.columns ?? (r.perPrompt > 1 ? r.perPrompt : min(all.count, 10))
+        try sampleImage(images: refined, columns: cols).write(to: r.output)
+        return (nfe + more, secs)
+    }
     if r.interpolate == 0 {
         let g = try sampleGrid(model, prompts: r.prompts, perPrompt: r.perPrompt, seed: r.seed, method: method,
                                guidance: r.guidance, columns: r.columns)
@@ -47,6 +60,7 @@ public func runSample(_ r: SampleRequest) throws -> (nfe: Int, seconds: Double) 
         return (g.nfe, g.seconds)
     }
     guard r.prompts.count == 1 else { throw ModelError("--interpolate takes exactly one prompt, got \(r.prompts.count)") }
+    guard r.refiner == nil else { throw ModelError("--refine applies to grids, not to --interpolate strips") }
     let ab = itemNoise(seed: r.seed, first: 0, count: 2, itemShape: model.spec.itemShape)
     let x0 = try slerpFrames(ab.slice(axis: 0, range: 0..<1), ab.slice(axis: 0, range: 1..<2), frames: r.interpolate)
     let prompts = [String](repeating: r.prompts[0], count: r.interpolate)

@@ -104,6 +104,9 @@ public struct TrainerOptions {
     public var metadata: [String: String] = [:]
     /// The ranks that share each global batch (`mpirun -np K`); rank 0 alone writes files.
     public var communicator: Communicator = .world
+    /// One-step distillation only: flow-guided distillation's data-free term (`flowGuidedLoss`)
+    /// with this frozen flow (the one that made the pairs) and weight, on fresh noise each step.
+    public var flowGuide: (model: FlowModel, weight: Float)? = nil
     /// Adapter stages (LoRA): the module whose parameters are trained, checkpointed and resumed
     /// instead of the model's (the model's own weights stay frozen), and the writer of the
     /// stage's product from it (under EMA when there is one). nil: the whole model.
@@ -294,12 +297,33 @@ public final class Trainer {
             loss = try flowLoss(model: v, x0: x0, x1: x1, t: t)
         case .distill(let sampler, let dl):
             let t = rows(try sampler.sample(n, rng: &rng), slice)
-            loss = try distillationLoss(model: v, x0: x0, x1: x1, t: t, loss: dl)
+            let pairs = try distillationLoss(model: v, x0: x0, x1: x1, t: t, loss: dl)
+            if let guide = options.flowGuide {
+                loss = try pairs + guide.weight * (try flowGuidedTerm(guide.model, captions: captions, step: step, n: n, slice: slice, v: v, rng: &rng))
+            } else {
+                loss = pairs
+            }
         case .diffusion(let teacher):
             loss = try teacher.loss(net: v, data: x1, noise: x0, steps: teacher.sampleSteps(n, rng: &rng))
         }
         loss.backward()
         return loss.item
+    }
+
+    /// `flowGuidedLoss` on fresh noise (its own stream, drawn for the whole global batch; this
+    /// rank keeps its slice) with the batch's captions and t ~ U[0, 1].
+    func flowGuidedTerm(_ guide: FlowModel, captions: [String], step: Int, n: Int, slice: Range<Int>, v: @escaping Velocity,
+                        rng: inout RNG) throws -> Tensor {
+        let item = source.itemShape.reduce(1, *)
+        let z = Storage(uninitializedCount: slice.count * item)
+        Philox(seed: options.seed &+ 0xF10E_0000).fillNormal(z.ptr, count: z.count, stream: UInt64(step), offset: slice.lowerBound * item)
+        let u = Storage(uninitializedCount: n)
+        rng.uniform(u.ptr, count: n)
+        let t = rows(Tensor(shape: [n], storage: u), slice)
+        guide.eval()
+        let text = try noGrad { try guide.encode(captions) }
+        let g: Velocity = { x, t in try guide.velocity(x, t: t, text: text) }
+        return try flowGuidedLoss(student: v, guide: g, z: Tensor(shape: [slice.count] + source.itemShape, storage: z), t: t)
     }
 
     func saveCheckpoint(step: Int) throws {

@@ -3,6 +3,7 @@ import Experiments
 import Flow
 import ReflowCLI
 import Foundation
+import Generation
 import Diffusion
 import TensorCore
 
@@ -27,6 +28,9 @@ struct ReflowEval: ParsableCommand {
 
         Example: reflow-eval --config experiments/digits.yaml --checkpoint teacher=runs/digits/teacher.safetensors \
         --steps 1,2,4,25 --samples 1000 --seeds 0,1
+
+        Refiner rows: reflow-eval --config experiments/quickstart.yaml --checkpoint student=runs/quickstart/distill.safetensors \
+        --steps 1 --guidance 1 --refine 0.7:4 --refine 0.85:2 --refiner runs/quickstart/teacher.safetensors
         """,
         version: ReflowVersion.string)
 
@@ -41,6 +45,10 @@ struct ReflowEval: ParsableCommand {
     @Option(name: .long, help: "Euler steps of the straightness trajectories, 0 = skip (sets eval.straightness_steps).")
     var straightness: Int?
     @Option(name: .long, help: "Images generated together (sets eval.batch_size).") var batchSize: Int?
+    @Option(name: .long, help: ArgumentHelp("Refiner pass (repeatable): each flow checkpoint's fewest-step images re-noised to flow time t and solved to 1 by --refiner in K Euler steps; one extra row each.", valueName: "t:K"))
+    var refine: [String] = []
+    @Option(name: .long, help: "The flow that refines (a flow teacher or a 2-RF checkpoint); required with --refine.") var refiner: String?
+    @Option(name: .long, help: "Guidance of the refiner (default: pairs.guidance, the teacher's).") var refineGuidance: Float?
 
     // ControlNet
     @Option(name: .long, help: ArgumentHelp("Score every checkpoint with and without this ControlNet: control fidelity (its operator re-applied to the image vs the control) and FD. Checkpoints are then label=path[@steps[,guidance]] (default: the largest eval.steps, the first eval.guidance).", valueName: "file[:scale]"))
@@ -55,6 +63,9 @@ struct ReflowEval: ParsableCommand {
         if controlnet != nil && scoring.json { throw ValidationError("--json is not available with --controlnet (its table is Markdown)") }
         if controlnet == nil && (control != nil || controlGrid != nil) { throw ValidationError("--control and --control-grid need --controlnet") }
         if let control, control != "dataset" { throw ValidationError("--control \(control): reflow-eval takes its controls from the dataset (--control dataset); a single image is for reflow-sample") }
+        if !refine.isEmpty && refiner == nil { throw ValidationError("--refine needs --refiner <flow checkpoint>") }
+        if refine.isEmpty && (refiner != nil || refineGuidance != nil) { throw ValidationError("--refiner and --refine-guidance need --refine t:K") }
+        for r in refine { do { _ = try RefineSettings(parsing: r) } catch { throw ValidationError("--refine \(error)") } }
     }
 
     func run() throws {
@@ -66,7 +77,7 @@ struct ReflowEval: ParsableCommand {
             if let guidance { extra.append(listOverride("eval.guidance", guidance)) }
             if let straightness { extra.append("eval.straightness_steps=\(straightness)") }
             if let batchSize { extra.append("eval.batch_size=\(batchSize)") }
-            let pipeline = try Pipeline(config: options.load(extra: extra))
+            let pipeline = try Pipeline(config: options.load(extra: extra), recordConfig: false)
             if let controlnet {
                 let table = try pipeline.evaluateControl(checkpoints: checkpoint, controlNet: controlnet, grid: controlGrid,
                                                          evaluator: scoring.evaluator, secondEvaluator: scoring.secondEvaluator)
@@ -77,7 +88,11 @@ struct ReflowEval: ParsableCommand {
                 if let eq = c.firstIndex(of: "=") { return (String(c[..<eq]), String(c[c.index(after: eq)...])) }
                 return (URL(fileURLWithPath: c).deletingPathExtension().lastPathComponent, c)
             }
-            let table = try pipeline.evaluate(checkpoints: cps, evaluator: scoring.evaluator, secondEvaluator: scoring.secondEvaluator)
+            let refiners = try refine.map {
+                try Refiner(path: refiner!, settings: RefineSettings(parsing: $0), guidance: refineGuidance ?? pipeline.config.pairs.guidance)
+            }
+            let table = try pipeline.evaluate(checkpoints: cps, evaluator: scoring.evaluator, secondEvaluator: scoring.secondEvaluator,
+                                              refiners: refiners)
             printResult(scoring.json ? table.json() : table.markdown())
         } catch { exitWithError(error) }
     }

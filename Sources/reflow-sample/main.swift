@@ -22,6 +22,8 @@ struct ReflowSample: ParsableCommand {
         --per-prompt 8 --steps 25 --guidance 2 --output digits.png
 
         --interpolate N writes N frames between two noises for one prompt (spherical interpolation). \
+        --refine 0.7:4 --refiner runs/digits/teacher.safetensors re-noises the (one-step) samples to flow time 0.7 \
+        and lets the teacher solve the last 4 Euler steps (InstaFlow's refiner pass). \
         The output is always PNG: --output must end in .png and its folder must exist.
         """,
         version: ReflowVersion.string)
@@ -52,6 +54,10 @@ struct ReflowSample: ParsableCommand {
     @Flag(name: .long, help: "Print only warnings and errors on stderr.") var quiet = false
     @Option(name: .long, help: "2-D models: plot this many ODE trajectories per prompt instead of a grid.") var trajectories = 0
     @Flag(name: .long, help: "Map words outside the vocabulary to <unk> instead of failing.") var allowUnknown = false
+    @Option(name: .long, help: ArgumentHelp("Refiner pass: re-noise the samples to flow time t and solve to 1 with --refiner in K Euler steps.", valueName: "t:K"))
+    var refine: String?
+    @Option(name: .long, help: "The flow that refines (a flow teacher or a 2-RF checkpoint); required with --refine.") var refiner: String?
+    @Option(name: .long, help: "Guidance of the refiner (default: sample.guidance).") var refineGuidance: Float?
 
     // ControlNet
     @Option(name: .long, help: ArgumentHelp("A ControlNet (reflow-train --stage controlnet) applied to the checkpoint, at its trained scale or :scale.", valueName: "file[:scale]"))
@@ -64,8 +70,13 @@ struct ReflowSample: ParsableCommand {
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
         if perPrompt < 1 { throw ValidationError("--per-prompt must be at least 1") }
         if (controlnet == nil) != (control == nil) { throw ValidationError("--controlnet and --control go together: a ControlNet and the control image it follows") }
-        if controlnet != nil && (interpolate > 0 || trajectories > 0) { throw ValidationError("--controlnet draws a grid: drop --interpolate and --trajectories") }
+        if controlnet != nil && (interpolate > 0 || trajectories > 0 || refine != nil) {
+            throw ValidationError("--controlnet draws a grid: drop --interpolate, --trajectories and --refine")
+        }
         if interpolate < 0 || interpolate == 1 { throw ValidationError("--interpolate needs at least 2 frames") }
+        if refine != nil && refiner == nil { throw ValidationError("--refine needs --refiner <flow checkpoint>") }
+        if refine == nil && (refiner != nil || refineGuidance != nil) { throw ValidationError("--refiner and --refine-guidance need --refine t:K") }
+        if let refine { do { _ = try RefineSettings(parsing: refine) } catch { throw ValidationError("--refine \(error)") } }
         // The grid is always PNG: refuse a name that would promise another format.
         if !output.lowercased().hasSuffix(".png") {
             throw ValidationError("--output must name a .png file (reflow-sample writes PNG), got '\(output)'")
@@ -106,6 +117,9 @@ struct ReflowSample: ParsableCommand {
                                   guidance: sample.guidance, seed: UInt64(bitPattern: Int64(seed)), perPrompt: perPrompt)
             r.solverNamed = solver != nil; r.samplerNamed = sampler != nil
             r.columns = columns; r.interpolate = interpolate; r.allowUnknown = allowUnknown
+            if let refine, let refiner {
+                r.refiner = try Refiner(path: refiner, settings: RefineSettings(parsing: refine), guidance: refineGuidance ?? sample.guidance)
+            }
             let (nfe, secs) = try controlnet.map { try runControlledSample(r, controlNet: ControlNetArgument(parsing: $0), control: control ?? "") }
                 ?? runSample(r)
             print("wrote \(output) (\(nfe) function evaluations, \(String(format: "%.2f", secs)) s)")

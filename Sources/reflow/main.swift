@@ -110,7 +110,7 @@ struct Table: ParsableCommand {
         do {
             try requireOneRank("reflow table")
             let cfg = try options.load(extra: scoring.overrides)
-            let pipeline = try Pipeline(config: cfg)
+            let pipeline = try Pipeline(config: cfg, recordConfig: false)
             var r = pipeline.chainEvalRequest(evaluator: scoring.evaluator, secondEvaluator: scoring.secondEvaluator)
             if let teacher { r.teacher = teacher }
             let fm = FileManager.default

@@ -28,7 +28,7 @@ final class ControlToolTests: XCTestCase {
         XCTAssertEqual(r.status, 64)
         XCTAssertEqual(r.firstError, "error: --controlnet and --control go together: a ControlNet and the control image it follows")
         r = try run("reflow-sample", ["t.safetensors", "--prompt", "a", "--controlnet", "c.safetensors", "--control", "e.png", "--interpolate", "4"])
-        XCTAssertEqual(r.firstError, "error: --controlnet draws a grid: drop --interpolate and --trajectories")
+        XCTAssertEqual(r.firstError, "error: --controlnet draws a grid: drop --interpolate, --trajectories and --refine")
         r = try run("reflow-eval", ["--config", "x.yaml", "--checkpoint", "t.safetensors", "--control", "dataset"])
         XCTAssertEqual(r.status, 64)
         XCTAssertEqual(r.firstError, "error: --control and --control-grid need --controlnet")

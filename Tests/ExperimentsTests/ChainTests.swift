@@ -322,6 +322,15 @@ final class ChainTests: XCTestCase {
 
         let again = try p.runChain(o)
         XCTAssertTrue(again.stages.allSatisfy { $0.status == "skipped" }, "\(again.stages.map { "\($0.name): \($0.status)" })")
+        // A copied run folder (another name, so every path differs) is up to date too: pair files
+        // are known by their teacher's SHA-256, not its path.
+        let copied = p.run.path + "-copy"
+        try FileManager.default.copyItem(atPath: p.run.path, toPath: copied)
+        var copyConfig = p.config
+        copyConfig.name = URL(fileURLWithPath: copied).lastPathComponent
+        let moved = try Pipeline(config: copyConfig).runChain(o)
+        XCTAssertTrue(moved.stages.filter { $0.name != "eval" }.allSatisfy { $0.status == "skipped" },
+                      "\(moved.stages.map { "\($0.name): \($0.status) \($0.note)" })")
         // A changed distill section redoes the students and the table, nothing before them.
         let p2 = try Pipeline(config: chainToyConfig(output: dir, extra: [
             "teacher.steps=500", "teacher.sample_every=0", "teacher.checkpoint_every=250",

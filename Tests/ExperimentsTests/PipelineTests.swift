@@ -52,6 +52,21 @@ final class PipelineTests: XCTestCase {
         }
     }
 
+    /// Scoring and reports read a run: they never replace the config it was made with.
+    func testReadingCommandsKeepTheRunsConfig() throws {
+        let dir = tempDir("keep-config")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cfg = try tinyToyConfig(output: dir)
+        let first = try Pipeline(config: cfg)
+        let made = try String(contentsOfFile: first.run.configPath, encoding: .utf8)
+        var other = cfg
+        other.eval.steps = [3]
+        _ = try Pipeline(config: other, recordConfig: false)
+        XCTAssertEqual(try String(contentsOfFile: first.run.configPath, encoding: .utf8), made)
+        _ = try Pipeline(config: other)
+        XCTAssertNotEqual(try String(contentsOfFile: first.run.configPath, encoding: .utf8), made)
+    }
+
     func testConfigErrorsNameTheKey() throws {
         let path = repoRoot + "/experiments/digits.yaml"
         XCTAssertThrowsError(try loadConfig(ExperimentConfig.self, path: path, overrides: ["teacher.lerning_rate=1"])) { e in

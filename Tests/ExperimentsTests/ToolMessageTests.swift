@@ -137,4 +137,17 @@ final class ToolMessageTests: XCTestCase {
         XCTAssertEqual(r.status, 64)
         XCTAssertEqual(r.firstErrorLine, "error: The value 'rk45' is invalid for '--solver <solver>'. Please provide one of 'euler', 'heun', 'rk4' or 'dopri5'.")
     }
+
+    /// --refine is checked before any model loads: its partner flag and its t:K form.
+    func testRefineFlagsAreUsageErrors() throws {
+        var r = try run("reflow-sample", ["x.safetensors", "--prompt", "a", "--refine", "0.7:4"])
+        XCTAssertEqual(r.status, 64)
+        XCTAssertEqual(r.firstErrorLine, "error: --refine needs --refiner <flow checkpoint>")
+        r = try run("reflow-sample", ["x.safetensors", "--prompt", "a", "--refine", "0.7", "--refiner", "y.safetensors"])
+        XCTAssertEqual(r.status, 64)
+        XCTAssertEqual(r.firstErrorLine, "error: --refine refine '0.7': expected t:K, a flow time in (0, 1) and a step count, e.g. 0.7:4")
+        r = try run("reflow-eval", ["--config", "experiments/quickstart.yaml", "--checkpoint", "x.safetensors", "--refiner", "y.safetensors"])
+        XCTAssertEqual(r.status, 64)
+        XCTAssertEqual(r.firstErrorLine, "error: --refiner and --refine-guidance need --refine t:K")
+    }
 }
