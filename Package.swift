@@ -13,7 +13,7 @@ let fast: [SwiftSetting] = [
 ]
 
 // What every thin command-line tool links.
-let tool: [Target.Dependency] = ["Experiments", "Distributed", "Sampling", "RunReport", "ReflowCLI", "ConfigKit", "Generation", "Reporting", "Diffusion", "Flow", "Models", "Formats", "TripletStore", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+let tool: [Target.Dependency] = ["Control", "Experiments", "Distributed", "Sampling", "RunReport", "ReflowCLI", "ConfigKit", "Generation", "Reporting", "Diffusion", "Flow", "Models", "Formats", "TripletStore", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
 
 let package = Package(
     name: "Reflow",
@@ -89,9 +89,14 @@ let package = Package(
         .target(name: "Sampling",
                 dependencies: ["Generation", "Reporting", "Models", "Diffusion", "Flow", "TripletStore", "Formats", "Autograd", "TensorCore"],
                 swiftSettings: fast),
+        // ControlNet: the control operator, the ControlNet file and its checks, controlled
+        // sampling and the control table (the ControlNet module itself is in Models, beside UNet).
+        .target(name: "Control",
+                dependencies: ["Training", "Evaluation", "Sampling", "Generation", "Reporting", "Models", "NN", "Diffusion", "Flow", "Datasets", "Formats", "Autograd", "TensorCore"],
+                swiftSettings: fast),
         // The experiment schema, the stages and the chain that runs them.
         .target(name: "Experiments",
-                dependencies: ["ConfigKit", "Distributed", "Training", "Evaluation", "Sampling", "Generation", "Reporting", "Models", "NN", "Diffusion", "Flow",
+                dependencies: ["Control", "ConfigKit", "Distributed", "Training", "Evaluation", "Sampling", "Generation", "Reporting", "Models", "NN", "Diffusion", "Flow",
                                "Datasets", "TripletStore", "Formats", "Autograd", "TensorCore"],
                 swiftSettings: fast),
 
@@ -149,6 +154,9 @@ let package = Package(
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Flow", "Autograd", "TensorCore", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Autograd", "TensorCore", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: fast),
+        .testTarget(name: "ControlTests",
+                    dependencies: ["Control", "Experiments", "Training", "Reporting", "Generation", "Flow", "Models", "NN", "Formats", "Autograd", "TensorCore", "TestSupport"],
+                    swiftSettings: fast),
         .testTarget(name: "ConfigKitTests", dependencies: ["ConfigKit", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "ServingTests",
                     dependencies: ["Serving", "Experiments", "Sampling", "Generation", "Models", "Reporting", "Flow", "Formats", "TestSupport",

@@ -56,6 +56,9 @@ public struct ExperimentConfig: ConfigSection, Equatable {
     public var sample = SampleSection()
     public var eval = EvalSection()
 
+    /// A ControlNet trained on a frozen base (reflow-train --stage controlnet).
+    public var controlnet = ControlNetSection()
+
     public init() {}
 
     public mutating func visit(_ v: inout ConfigVisitor) throws {
@@ -72,6 +75,9 @@ public struct ExperimentConfig: ConfigSection, Equatable {
         try v.section("distill", &distill, doc: "stage 4: few-step student distilled from pairs")
         try v.section("sample", &sample, doc: "sample grids")
         try v.section("eval", &eval, doc: "evaluation table")
+
+        try v.section("controlnet", &controlnet, doc: "ControlNet on a frozen base (reflow-train --stage controlnet)")
+
         v.check(!name.isEmpty && !name.contains("/"), "name", "must be a non-empty name without '/'")
         v.check(threads >= 1, "threads", "must be at least 1, found \(threads)")
         v.check(!outputDir.isEmpty, "output_dir", "must not be empty")

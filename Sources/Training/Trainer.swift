@@ -107,6 +107,11 @@ public struct TrainerOptions {
     /// One-step distillation only: flow-guided distillation's data-free term (`flowGuidedLoss`)
     /// with this frozen flow (the one that made the pairs) and weight, on fresh noise each step.
     public var flowGuide: (model: FlowModel, weight: Float)? = nil
+    /// Adapter stages (LoRA): the module whose parameters are trained, checkpointed and resumed
+    /// instead of the model's (the model's own weights stay frozen), and the writer of the
+    /// stage's product from it (under EMA when there is one). nil: the whole model.
+    public var trained: Module? = nil
+    public var exportOutput: ((URL, Int) throws -> Void)? = nil
 
     public init(stage: String, section: TrainSettings, seed: UInt64, run: RunFolder, samplePrompts: [String],
                 sampleSolver: ODESolver, sampleGuidance: Float, gridColumns: Int) {
@@ -125,6 +130,8 @@ public final class Trainer {
     public let source: TrainingSource
     public let objective: Objective
     public let options: TrainerOptions
+    /// What the optimizer updates: the model, or the adapters of `options.trained`.
+    let trained: Module
     let optimizer: AdamW
     let ema: EMA?
     let schedule: LRSchedule
@@ -132,8 +139,9 @@ public final class Trainer {
     public init(model: FlowModel, source: TrainingSource, objective: Objective, options: TrainerOptions) {
         self.model = model; self.source = source; self.objective = objective; self.options = options
         let s = options.section
-        optimizer = AdamW(model.namedParameters(), lr: s.schedule.base, weightDecay: Double(s.weightDecay))
-        ema = s.emaDecay > 0 ? EMA(model.namedParameters(), decay: s.emaDecay) : nil
+        trained = options.trained ?? model
+        optimizer = AdamW(trained.namedParameters(), lr: s.schedule.base, weightDecay: Double(s.weightDecay))
+        ema = s.emaDecay > 0 ? EMA(trained.namedParameters(), decay: s.emaDecay) : nil
         schedule = s.schedule
     }
 
@@ -163,7 +171,7 @@ public final class Trainer {
         }
         let stateURL = TrainingState.url(besideCheckpoint: checkpointURL)
         if resume && (fm.fileExists(atPath: stateURL.path) || fm.fileExists(atPath: checkpointURL.path)) {
-            let (meta, state) = try loadTrainingCheckpoint(into: model, from: checkpointURL)
+            let (meta, state) = try loadTrainingCheckpoint(into: trained, from: checkpointURL)
             if let spec = meta["model_spec"], spec != model.spec.json() {
                 // The metadata came from the state file (or, for version-1 states, the weights file).
                 let from = state.weights != nil ? stateURL.path : checkpointURL.path
@@ -188,7 +196,7 @@ public final class Trainer {
         let metrics = root ? try options.run.openMetrics() : nil
         let progress = Progress(total: s.steps, label: options.stage, startStep: start,
                                 output: root ? nil : { _ in })
-        let params = model.parameters()
+        let params = trained.parameters()
         var lastLoss = Double.nan
         var step = start
         let started = Date()
@@ -242,7 +250,11 @@ public final class Trainer {
         if root {
             try saveCheckpoint(step: step)
             try writeSamples(step: step)
-            try withEMA { try model.save(to: outputURL, stage: options.stage, step: step, extra: options.metadata) }
+            if let export = options.exportOutput {
+                try withEMA { try export(outputURL, step) }
+            } else {
+                try withEMA { try model.save(to: outputURL, stage: options.stage, step: step, extra: options.metadata) }
+            }
         }
         return outputURL
     }
@@ -316,14 +328,14 @@ public final class Trainer {
 
     func saveCheckpoint(step: Int) throws {
         let state = TrainingState(step: step, optimizer: optimizer.exportState(), ema: ema?.exportState())
-        try saveTrainingCheckpoint(model, state: state, metadata: model.metadata(stage: options.stage, step: step, extra: options.metadata),
+        try saveTrainingCheckpoint(trained, state: state, metadata: model.metadata(stage: options.stage, step: step, extra: options.metadata),
                                    to: checkpointURL)
     }
 
     /// Throws, naming the stage, step and tensor, when a weight is NaN or infinite: such weights
     /// are never written (the last checkpoint stays the last good one).
     func checkWeightsFinite(step: Int) throws {
-        for (name, t) in model.stateDict() {
+        for (name, t) in trained.stateDict() {
             if let i = Safetensors.firstNonFinite(t.storage.ptr, t.count) {
                 throw ModelError("\(options.stage): weights became non-finite at step \(step) ('\(name)' holds \(t.storage.ptr[i])); nothing was written for this step; lower lr (now \(optimizer.lr)) or check the data")
             }

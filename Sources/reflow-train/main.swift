@@ -21,6 +21,7 @@ struct ReflowTrain: ParsableCommand {
         (--input, repeatable; default <run>/pairs/teacher.h5), starting from the weights that made them \
         (--init-from, default <run>/teacher.safetensors), with the config's `reflow` section.
         - evaluator, perceptual: the dataset's classifiers (see --stage).
+        - controlnet: a ControlNet on a frozen U-Net (controlnet.base, default <run>/teacher.safetensors): a         trainable copy of its encoder fed control images made from the data by controlnet.operator, trained with         the base's own loss; writes <run>/controlnet.safetensors (only the ControlNet's weights; its metadata names         the operator and the base's SHA-256) and samples/controlnet.png.
 
         Outputs go to <output_dir>/<name>/ (printed at start): config.yaml, metrics.jsonl, samples/*.png, \
         checkpoints/<stage>.last.safetensors (+ .state.safetensors for --resume), <stage>.safetensors (EMA weights).
@@ -34,6 +35,7 @@ struct ReflowTrain: ParsableCommand {
 
     enum Stage: String, ExpressibleByArgument, CaseIterable {
         case teacher, reflow, evaluator, perceptual
+        case controlnet
     }
 
     @Option(name: .long, help: "Stage to train (evaluator: the dataset's classifier for FD and prompt accuracy; perceptual: the network of distill.loss = perceptual, another seed, never an evaluator).")
@@ -78,6 +80,9 @@ struct ReflowTrain: ParsableCommand {
                 let out = try pipeline.trainReflow(inputs: inputs, initFrom: start, stage: name, resume: resume)
                 printResult("\(name) weights: \(out.path)")
                 printResult("samples: \(pipeline.run.samplesPath)")
+            case .controlnet:
+                let out = try pipeline.trainControlNet(base: pipeline.controlNetBase, resume: resume)
+                printResult("controlnet weights: \(out.path)")
             case .teacher:
                 let out = try pipeline.trainTeacher(resume: resume)
                 printResult("teacher weights: \(out.path)")
