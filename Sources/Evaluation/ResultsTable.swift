@@ -84,7 +84,7 @@ public struct ChainTable: Codable {
         }
         if !straightness.isEmpty {
             l.append("")
-            l.append("| flow | straightness S (Euler trajectory) | S per dimension |")
+            l.append("| flow | straightness S (Euler path; a diffusion teacher: its DDIM path in flow coordinates) | S per dimension |")
             l.append("|---|---:|---:|")
             for s in straightness {
                 l.append("| \(s.model) (\(s.steps) steps, w=\(fmtW(s.guidance))) | \(formatSpread(s.value, digits: 4)) | \(formatSpread(s.perDimension, digits: 5)) |")

@@ -57,6 +57,9 @@ public struct ExperimentConfig: ConfigSection, Equatable {
     public var eval = EvalSection()
     public var lora = LoRASection()
 
+    /// A ControlNet trained on a frozen base (reflow-train --stage controlnet).
+    public var controlnet = ControlNetSection()
+
     public init() {}
 
     public mutating func visit(_ v: inout ConfigVisitor) throws {
@@ -74,6 +77,9 @@ public struct ExperimentConfig: ConfigSection, Equatable {
         try v.section("sample", &sample, doc: "sample grids")
         try v.section("eval", &eval, doc: "evaluation table")
         try v.section("lora", &lora, doc: "reflow-train --stage lora: low-rank adapters on a frozen base checkpoint")
+
+        try v.section("controlnet", &controlnet, doc: "ControlNet on a frozen base (reflow-train --stage controlnet)")
+
         v.check(!name.isEmpty && !name.contains("/"), "name", "must be a non-empty name without '/'")
         v.check(threads >= 1, "threads", "must be at least 1, found \(threads)")
         v.check(!outputDir.isEmpty, "output_dir", "must not be empty")

@@ -90,6 +90,13 @@ public final class UNetLevel: Module {
     }
 }
 
+/// What a ControlNet adds to a U-Net: one residual per skip connection (the down levels'
+/// outputs, finest first) and one for the middle block's output.
+/// `training`: the U-Net's mode, which the control network follows (dropout).
+public protocol UNetControl: AnyObject {
+    func residuals(_ x: Tensor, t: Tensor, text: EncodedText, training: Bool) throws -> (skips: [Tensor], mid: Tensor)
+}
+
 /// A small text-conditioned U-Net. Down path: levels with residual blocks, stride-2 convs
 /// between; middle: block, cross-attention, block; up path: concatenated skips, nearest
 /// upsampling + conv to the finer level's width. The output conv starts at zero, so the initial velocity is 0.
@@ -102,6 +109,9 @@ public final class UNet: VelocityNetwork {
     public let up: ModuleList<UNetLevel>, upsample: ModuleList<Conv2d>
     public let outNorm: GroupNorm, outConv: Conv2d
     public var isTraining = true
+    /// A ControlNet's residuals, added to the skips and the middle block's output (nil: none).
+    /// Not a child: its weights live in their own file.
+    public var control: UNetControl?
 
     public init(spec: ModelSpec, rng: inout RNG) {
         self.spec = spec
@@ -153,6 +163,14 @@ public final class UNet: VelocityNetwork {
             if i < downsample.count { h = try downsample[i](h) }
         }
         h = try mid2(midAttn(mid1(h, emb: emb), text: text), emb: emb)
+        if let control {
+            let r = try control.residuals(x, t: t, text: text, training: isTraining)
+            guard r.skips.count == skips.count else {
+                throw ShapeError(op: "UNet", "control gave \(r.skips.count) skip residuals for \(skips.count) skips")
+            }
+            h = try h + r.mid
+            for i in skips.indices { skips[i] = try skips[i] + r.skips[i] }
+        }
         for j in 0..<up.count {
             h = try Tensor.concat([h, skips.removeLast()], axis: 1)
             h = try up[j](h, emb: emb, text: text)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Experiments
+import Finetuning
 import Flow
 import ReflowCLI
 import Foundation
@@ -51,8 +52,19 @@ struct ReflowEval: ParsableCommand {
     @Option(name: .long, help: "The flow that refines (a flow teacher or a 2-RF checkpoint); required with --refine.") var refiner: String?
     @Option(name: .long, help: "Guidance of the refiner (default: pairs.guidance, the teacher's).") var refineGuidance: Float?
 
+    // ControlNet
+    @Option(name: .long, help: ArgumentHelp("Score every checkpoint with and without this ControlNet: control fidelity (its operator re-applied to the image vs the control) and FD. Checkpoints are then label=path[@steps[,guidance]] (default: the largest eval.steps, the first eval.guidance).", valueName: "file[:scale]"))
+    var controlnet: String?
+    @Option(name: .long, help: ArgumentHelp("With --controlnet: where controls come from; 'dataset' (the only choice): the operator applied to held-out (test-split) images, whose captions are the prompts.", valueName: "dataset"))
+    var control: String?
+    @Option(name: .long, help: ArgumentHelp("With --controlnet: write a PNG grid, one row per held-out image: control, then each checkpoint with the ControlNet.", valueName: "file.png"))
+    var controlGrid: String?
+
     func validate() throws {
         if checkpoint.isEmpty { throw ValidationError("give at least one --checkpoint") }
+        if controlnet != nil && scoring.json { throw ValidationError("--json is not available with --controlnet (its table is Markdown)") }
+        if controlnet == nil && (control != nil || controlGrid != nil) { throw ValidationError("--control and --control-grid need --controlnet") }
+        if let control, control != "dataset" { throw ValidationError("--control \(control): reflow-eval takes its controls from the dataset (--control dataset); a single image is for reflow-sample") }
         if !refine.isEmpty && refiner == nil { throw ValidationError("--refine needs --refiner <flow checkpoint>") }
         if refine.isEmpty && (refiner != nil || refineGuidance != nil) { throw ValidationError("--refiner and --refine-guidance need --refine t:K") }
         for r in refine { do { _ = try RefineSettings(parsing: r) } catch { throw ValidationError("--refine \(error)") } }
@@ -69,6 +81,12 @@ struct ReflowEval: ParsableCommand {
             if let batchSize { extra.append("eval.batch_size=\(batchSize)") }
             let pipeline = try Pipeline(config: options.load(extra: extra), recordConfig: false)
             try adapters.install()
+            if let controlnet {
+                let table = try pipeline.evaluateControl(checkpoints: checkpoint, controlNet: controlnet, grid: controlGrid,
+                                                         evaluator: scoring.evaluator, secondEvaluator: scoring.secondEvaluator)
+                printResult(table.markdown())
+                return
+            }
             let cps = checkpoint.map { c -> (label: String, path: String) in
                 if let eq = c.firstIndex(of: "=") { return (String(c[..<eq]), String(c[c.index(after: eq)...])) }
                 return (URL(fileURLWithPath: c).deletingPathExtension().lastPathComponent, c)

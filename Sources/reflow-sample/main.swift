@@ -1,6 +1,7 @@
 import ArgumentParser
 import Experiments
 import ConfigKit
+import Control
 import Diffusion
 import Flow
 import Generation
@@ -59,10 +60,20 @@ struct ReflowSample: ParsableCommand {
     @Option(name: .long, help: "Guidance of the refiner (default: sample.guidance).") var refineGuidance: Float?
     @OptionGroup var adapters: LoRAOptions
 
+    // ControlNet
+    @Option(name: .long, help: ArgumentHelp("A ControlNet (reflow-train --stage controlnet) applied to the checkpoint, at its trained scale or :scale.", valueName: "file[:scale]"))
+    var controlnet: String?
+    @Option(name: .long, help: ArgumentHelp("The control image every sample follows: a PNG at the model's size (grey; white = 1), e.g. an edge map.", valueName: "image.png"))
+    var control: String?
+
     func validate() throws {
         if prompt.isEmpty && prompts == nil { throw ValidationError("give at least one --prompt or --prompts <file>") }
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
         if perPrompt < 1 { throw ValidationError("--per-prompt must be at least 1") }
+        if (controlnet == nil) != (control == nil) { throw ValidationError("--controlnet and --control go together: a ControlNet and the control image it follows") }
+        if controlnet != nil && (interpolate > 0 || trajectories > 0 || refine != nil) {
+            throw ValidationError("--controlnet draws a grid: drop --interpolate, --trajectories and --refine")
+        }
         if interpolate < 0 || interpolate == 1 { throw ValidationError("--interpolate needs at least 2 frames") }
         if refine != nil && refiner == nil { throw ValidationError("--refine needs --refiner <flow checkpoint>") }
         if refine == nil && (refiner != nil || refineGuidance != nil) { throw ValidationError("--refiner and --refine-guidance need --refine t:K") }
@@ -111,7 +122,8 @@ struct ReflowSample: ParsableCommand {
             if let refine, let refiner {
                 r.refiner = try Refiner(path: refiner, settings: RefineSettings(parsing: refine), guidance: refineGuidance ?? sample.guidance)
             }
-            let (nfe, secs) = try runSample(r)
+            let (nfe, secs) = try controlnet.map { try runControlledSample(r, controlNet: ControlNetArgument(parsing: $0), control: control ?? "") }
+                ?? runSample(r)
             print("wrote \(output) (\(nfe) function evaluations, \(String(format: "%.2f", secs)) s)")
         } catch { exitWithError(error) }
     }

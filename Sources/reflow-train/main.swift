@@ -1,6 +1,7 @@
 import ArgumentParser
 import ReflowCLI
 import Experiments
+import Finetuning
 import Models
 import Foundation
 import TensorCore
@@ -25,6 +26,7 @@ struct ReflowTrain: ParsableCommand {
         2-RF or student; default <run>/teacher.safetensors), trained with its own objective: the flow loss on \
         the dataset (lora.classes, lora.transform), or for a student the distillation loss on pairs (--input). \
         Writes the adapter file <run>/<name>.safetensors (default name: lora) for --lora FILE[:scale].
+        - controlnet: a ControlNet on a frozen U-Net (controlnet.base, default <run>/teacher.safetensors): a         trainable copy of its encoder fed control images made from the data by controlnet.operator, trained with         the base's own loss; writes <run>/controlnet.safetensors (only the ControlNet's weights; its metadata names         the operator and the base's SHA-256) and samples/controlnet.png.
 
         Outputs go to <output_dir>/<name>/ (printed at start): config.yaml, metrics.jsonl, samples/*.png, \
         checkpoints/<stage>.last.safetensors (+ .state.safetensors for --resume), <stage>.safetensors (EMA weights).
@@ -39,6 +41,7 @@ struct ReflowTrain: ParsableCommand {
     enum Stage: String, ExpressibleByArgument, CaseIterable {
         case teacher, reflow, evaluator, perceptual
         case lora
+        case controlnet
     }
 
     @Option(name: .long, help: "Stage to train (evaluator: the dataset's classifier for FD and prompt accuracy; perceptual: the network of distill.loss = perceptual, another seed, never an evaluator).")
@@ -90,6 +93,9 @@ struct ReflowTrain: ParsableCommand {
                 let out = try pipeline.trainLoRA(initFrom: base, stage: name ?? "lora", pairs: input, resume: resume)
                 printResult("\(name ?? "lora") adapters: \(out.path)")
                 printResult("samples: \(pipeline.run.samplesPath)")
+            case .controlnet:
+                let out = try pipeline.trainControlNet(base: pipeline.controlNetBase, resume: resume)
+                printResult("controlnet weights: \(out.path)")
             case .teacher:
                 let out = try pipeline.trainTeacher(resume: resume)
                 printResult("teacher weights: \(out.path)")

@@ -3,6 +3,7 @@ import Foundation
 import Adapters
 import ConfigKit
 import Experiments
+import Finetuning
 import Formats
 import Models
 import Reporting
