@@ -13,7 +13,7 @@ let fast: [SwiftSetting] = [
 ]
 
 // What every thin command-line tool links.
-let tool: [Target.Dependency] = ["Control", "Experiments", "Distributed", "Sampling", "RunReport", "ReflowCLI", "ConfigKit", "Generation", "Reporting", "Diffusion", "Flow", "Models", "Formats", "TripletStore", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+let tool: [Target.Dependency] = ["Control", "Finetuning", "Experiments", "Distributed", "Sampling", "RunReport", "ReflowCLI", "ConfigKit", "Generation", "Reporting", "Diffusion", "Flow", "Models", "Formats", "TripletStore", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
 
 let package = Package(
     name: "Reflow",
@@ -26,6 +26,7 @@ let package = Package(
         .executable(name: "reflow-gen-pairs", targets: ["reflow-gen-pairs"]),
         .executable(name: "reflow-distill", targets: ["reflow-distill"]),
         .executable(name: "reflow", targets: ["reflow"]),
+        .executable(name: "reflow-lora", targets: ["reflow-lora"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -66,6 +67,8 @@ let package = Package(
         // The toolkit's networks: tokenizer, text encoder, velocity MLP and U-Net, evaluator
         // classifiers. Kept apart from NN so that NN stays a generic layer library.
         .target(name: "Models", dependencies: ["NN", "Formats", "Autograd", "TensorCore"], swiftSettings: fast),
+        // LoRA: low-rank adapters on the velocity network's layers, their file, applying and merging.
+        .target(name: "Adapters", dependencies: ["Models", "NN", "Reporting", "Formats", "Autograd", "TensorCore"], swiftSettings: fast),
         // Rectified-flow losses, time samplers, ODE solvers, guidance, straightness.
         .target(name: "Flow", dependencies: ["Autograd", "TensorCore"], swiftSettings: fast),
         // The diffusion teacher: its checkpoint description, the eps/v training loss on a discrete
@@ -96,8 +99,15 @@ let package = Package(
                 swiftSettings: fast),
         // The experiment schema, the stages and the chain that runs them.
         .target(name: "Experiments",
-                dependencies: ["Control", "ConfigKit", "Distributed", "Training", "Evaluation", "Sampling", "Generation", "Reporting", "Models", "NN", "Diffusion", "Flow",
+                dependencies: ["Control", "ConfigKit", "Adapters", "Distributed", "Training", "Evaluation", "Sampling", "Generation", "Reporting", "Models", "NN", "Diffusion", "Flow",
                                "Datasets", "TripletStore", "Formats", "Autograd", "TensorCore"],
+                swiftSettings: fast),
+
+        // Stages that train a module beside a frozen checkpoint: LoRA adapters, the ControlNet
+        // (kept apart from Experiments, which the chain needs, to keep both under 1,500 lines).
+        .target(name: "Finetuning",
+                dependencies: ["Experiments", "Adapters", "Control", "ConfigKit", "Training", "Evaluation", "Reporting", "Models", "NN", "Diffusion",
+                               "Flow", "Datasets", "Formats", "Autograd", "TensorCore"],
                 swiftSettings: fast),
 
         // The run report: results.md and report.html with the table, figures, curves, timings.
@@ -114,7 +124,7 @@ let package = Package(
 
         // Command-line flags shared by the tools.
         .target(name: "ReflowCLI",
-                dependencies: ["Experiments", "Distributed", "Sampling", "ConfigKit", "Reporting", "Diffusion", "Flow", "Models", "NN", "TripletStore",
+                dependencies: ["Experiments", "Adapters", "Distributed", "Sampling", "ConfigKit", "Reporting", "Diffusion", "Flow", "Models", "NN", "Formats", "TripletStore",
                                .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 swiftSettings: fast),
 
@@ -124,6 +134,7 @@ let package = Package(
         .executableTarget(name: "reflow-gen-pairs", dependencies: tool, swiftSettings: fast),
         .executableTarget(name: "reflow-distill", dependencies: tool, swiftSettings: fast),
         .executableTarget(name: "reflow", dependencies: tool + ["Serving"], swiftSettings: fast),
+        .executableTarget(name: "reflow-lora", dependencies: tool + ["Adapters"], swiftSettings: fast),
         .executableTarget(name: "reflow-bench",
                           dependencies: ["NN", "Reporting", "Autograd", "TensorCore", "Models", "Flow", "Generation", "Formats",
                                          "ConfigKit", "Experiments", "ReflowCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -131,7 +142,7 @@ let package = Package(
         // Fuzz targets for the parsers of untrusted files (scripts/fuzz.sh builds it with
         // libFuzzer); the ordinary build is a tool that replays saved inputs.
         .executableTarget(name: "reflow-fuzz",
-                          dependencies: ["Experiments", "ConfigKit", "Models", "NN", "Formats", "TripletStore", "TensorCore"],
+                          dependencies: ["Experiments", "Adapters", "ConfigKit", "Models", "NN", "Formats", "TripletStore", "TensorCore"],
                           swiftSettings: fast),
 
         // Helpers shared by the test targets (gradient check, seeded randn, PyTorch fixtures,
@@ -149,13 +160,15 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "Formats", "Autograd", "TensorCore", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: fast),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Formats", "Autograd", "TensorCore", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "Models", "NN", "Formats", "Autograd", "TensorCore", "TestSupport"],
+                    swiftSettings: fast),
         .testTarget(name: "FlowTests", dependencies: ["Flow", "Autograd", "TensorCore", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: fast),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Flow", "Autograd", "TensorCore", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Autograd", "TensorCore", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: fast),
         .testTarget(name: "ControlTests",
-                    dependencies: ["Control", "Experiments", "Training", "Reporting", "Generation", "Flow", "Models", "NN", "Formats", "Autograd", "TensorCore", "TestSupport"],
+                    dependencies: ["Control", "Finetuning", "Experiments", "Training", "Reporting", "Generation", "Flow", "Models", "NN", "Formats", "Autograd", "TensorCore", "TestSupport"],
                     swiftSettings: fast),
         .testTarget(name: "ConfigKitTests", dependencies: ["ConfigKit", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "ServingTests",
@@ -166,7 +179,7 @@ let package = Package(
         .testTarget(name: "RunReportTests", dependencies: ["RunReport", "Evaluation", "Reporting", "Formats", "Autograd", "TensorCore", "TestSupport"],
                     swiftSettings: fast),
         .testTarget(name: "ExperimentsTests",
-                    dependencies: ["Experiments", "RunReport", "Sampling", "Training", "Evaluation", "Generation", "Reporting", "ConfigKit", "Datasets",
+                    dependencies: ["Experiments", "Finetuning", "Adapters", "RunReport", "Sampling", "Training", "Evaluation", "Generation", "Reporting", "ConfigKit", "Datasets",
                                    "TripletStore", "Formats", "Models", "NN", "Diffusion", "Flow", "Autograd", "TensorCore", "TestSupport"],
                     swiftSettings: fast),
     ],

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes the readers of untrusted input with libFuzzer and AddressSanitizer: the safetensors
-# loaders (flow model, classifier, training state), the YAML config decoder and --set, and the
+# loaders (flow model, classifier, training state, LoRA adapters), the YAML config decoder and --set, and the
 # HDF5 triplet reader and resume path (Sources/reflow-fuzz). CI runs it after the tests.
 #
 #   bash scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default: 60 s, every target)

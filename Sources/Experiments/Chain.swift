@@ -37,7 +37,7 @@ public enum ChainKey {
 }
 
 /// SHA-256 over the parts, each length-prefixed (no two lists hash alike by concatenation).
-func chainHash(_ parts: [String]) -> String {
+public func chainHash(_ parts: [String]) -> String {
     var s = SHA256()
     for p in parts { s.update("\(p.utf8.count):"); s.update(p); s.update("\n") }
     return s.finalizeHex()
@@ -45,7 +45,7 @@ func chainHash(_ parts: [String]) -> String {
 
 /// The training keys that do not change the weights (logging and checkpoint cadence) are
 /// left out of hashes, so that changing them does not redo a stage.
-func weightsRelevant(_ s: TrainSection) -> TrainSection {
+public func weightsRelevant(_ s: TrainSection) -> TrainSection {
     var t = s
     t.checkpointEvery = 0; t.sampleEvery = 0; t.logEvery = 1
     return t

@@ -55,6 +55,7 @@ public struct ExperimentConfig: ConfigSection, Equatable {
     public var distill = DistillSection()
     public var sample = SampleSection()
     public var eval = EvalSection()
+    public var lora = LoRASection()
 
     /// A ControlNet trained on a frozen base (reflow-train --stage controlnet).
     public var controlnet = ControlNetSection()
@@ -75,6 +76,7 @@ public struct ExperimentConfig: ConfigSection, Equatable {
         try v.section("distill", &distill, doc: "stage 4: few-step student distilled from pairs")
         try v.section("sample", &sample, doc: "sample grids")
         try v.section("eval", &eval, doc: "evaluation table")
+        try v.section("lora", &lora, doc: "reflow-train --stage lora: low-rank adapters on a frozen base checkpoint")
 
         try v.section("controlnet", &controlnet, doc: "ControlNet on a frozen base (reflow-train --stage controlnet)")
 

@@ -28,7 +28,7 @@ public final class Pipeline {
         if recordConfig && Communicator.world.isRoot { try run.writeConfig(dumpConfig(config)) }  // mpirun: rank 0 writes
     }
 
-    var seed: UInt64 { config.seedValue }
+    public var seed: UInt64 { config.seedValue }
 
     public func loadDataset(_ split: Split) throws -> Dataset { try config.loadDataset(split) }
 
@@ -56,7 +56,7 @@ public final class Pipeline {
         return out
     }
 
-    func trainerOptions(stage: String, section: TrainSection, prompts: [String]) -> TrainerOptions {
+    public func trainerOptions(stage: String, section: TrainSection, prompts: [String]) -> TrainerOptions {
         TrainerOptions(stage: stage, section: section.settings, seed: seed, run: run, samplePrompts: prompts,
                        sampleSolver: config.sample.solverSettings(tolerancesFrom: config.pairs).makeSolver(),
                        sampleGuidance: config.sample.guidance,

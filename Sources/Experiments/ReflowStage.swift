@@ -19,7 +19,7 @@ import TensorCore
 extension Pipeline {
     /// Loads the checkpoint a stage starts from and checks that it is the network the config
     /// describes (same item shape as the dataset, same architecture as the `model` section).
-    func loadInitModel(_ path: String, role: String) throws -> (FlowModel, Dataset) {
+    public func loadInitModel(_ path: String, role: String) throws -> (FlowModel, Dataset) {
         guard FileManager.default.fileExists(atPath: path) else {
             throw ModelError("\(role) checkpoint \(path) not found; \(Pipeline.howToMake(checkpoint: path))")
         }
@@ -37,7 +37,7 @@ extension Pipeline {
 
     /// The command that makes a missing checkpoint, judged by its name: `teacher.safetensors`
     /// is the teacher; any other flow (reflow, reflow3, ...) is a k-RF trained on pairs.
-    static func howToMake(checkpoint path: String) -> String {
+    public static func howToMake(checkpoint path: String) -> String {
         let chain = "or run the whole chain: reflow --config <config>"
         if URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent == "teacher" {
             return "make it with: reflow-train --config <config> --stage teacher, \(chain)"
@@ -48,7 +48,7 @@ extension Pipeline {
     }
 
     /// Refuses to resume a stage from a checkpoint made with another config.
-    func checkResumable(stage: String, hash: String, resume: Bool) throws {
+    public func checkResumable(stage: String, hash: String, resume: Bool) throws {
         let last = URL(fileURLWithPath: run.checkpointsPath + "/\(stage).last.safetensors")
         guard resume, FileManager.default.fileExists(atPath: last.path) else { return }
         let meta = try Safetensors.readMetadata(last)
@@ -88,7 +88,7 @@ extension Pipeline {
 }
 
 /// A small per-stage offset so that two stages of one run draw different batches.
-func stageSalt(_ stage: String) -> UInt64 {
+public func stageSalt(_ stage: String) -> UInt64 {
     var h: UInt64 = 0xCBF2_9CE4_8422_2325
     for b in stage.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
     return h

@@ -75,6 +75,7 @@ public final class FlowModel: Module {
         }
         let model = try FlowModel(spec: spec, tokenizer: tokenizer, seed: 0)
         try model.loadStateDict(archive.tensors, source: "checkpoint \(url.path)")
+        try afterLoad?(model, url)
         return (model, archive.metadata)
     }
 }

@@ -7,6 +7,8 @@ public final class Conv2d: Layer {
     public let weight: Tensor
     public let bias: Tensor?
     public var isTraining = true
+    /// Paths added to the output (LoRA); empty for a plain layer.
+    public var adapters: [LayerAdapter] = []
 
     /// PyTorch's default initialisation: U(-1/sqrt(C k k), 1/sqrt(C k k)) for weight and bias.
     public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
@@ -31,7 +33,8 @@ public final class Conv2d: Layer {
 
     /// x [N, C, H, W] -> [N, O, Ho, Wo].
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        try x.conv2d(weight: weight, bias: bias, stride: stride, padding: padding)
+        let y = try x.conv2d(weight: weight, bias: bias, stride: stride, padding: padding)
+        return adapters.isEmpty ? y : try addAdapters(adapters, input: x, output: y)
     }
 }
 

@@ -10,6 +10,8 @@ public final class Linear: Layer {
     public let weight: Tensor
     public let bias: Tensor?
     public var isTraining = true
+    /// Paths added to the output (LoRA); empty for a plain layer.
+    public var adapters: [LayerAdapter] = []
 
     /// PyTorch's default initialisation: weight and bias ~ U(-1/sqrt(in), 1/sqrt(in)).
     public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, rng: inout RNG) {
@@ -35,7 +37,7 @@ public final class Linear: Layer {
         let y = try x.reshaped([1, m, inFeatures])
             .bmm(weight.reshaped([1, outFeatures, inFeatures]), transposeRight: true)
             .reshaped(Array(x.shape.dropLast()) + [outFeatures])
-        guard let bias else { return y }
-        return try y + bias
+        let out = try bias.map { try y + $0 } ?? y
+        return adapters.isEmpty ? out : try addAdapters(adapters, input: x, output: out)
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Experiments
+import Finetuning
 import Flow
 import ReflowCLI
 import Foundation
@@ -36,6 +37,7 @@ struct ReflowEval: ParsableCommand {
 
     @OptionGroup var options: ConfigOptions
     @OptionGroup var scoring: EvalOptions
+    @OptionGroup var adapters: LoRAOptions
     @Option(name: .long, help: ArgumentHelp("Checkpoint to score, as label=path or path (repeatable).", valueName: "label=path"))
     var checkpoint: [String] = []
     @Option(name: .long, help: "Fixed-step solver (sets eval.solver).") var solver: SolverKind?
@@ -78,6 +80,7 @@ struct ReflowEval: ParsableCommand {
             if let straightness { extra.append("eval.straightness_steps=\(straightness)") }
             if let batchSize { extra.append("eval.batch_size=\(batchSize)") }
             let pipeline = try Pipeline(config: options.load(extra: extra), recordConfig: false)
+            try adapters.install()
             if let controlnet {
                 let table = try pipeline.evaluateControl(checkpoints: checkpoint, controlNet: controlnet, grid: controlGrid,
                                                          evaluator: scoring.evaluator, secondEvaluator: scoring.secondEvaluator)

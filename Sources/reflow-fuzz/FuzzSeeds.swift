@@ -1,4 +1,5 @@
 import Foundation
+import Adapters
 import Formats
 import Models
 import NN
@@ -10,18 +11,28 @@ import TripletStore
 // copies of experiments/*.yaml plus a few --set overrides (written by scripts/fuzz.sh).
 
 enum FuzzSeeds {
+    static let tokenizer = Tokenizer(captions: ["red circle", "blue circle"], maxTokens: 4)
+
+    /// The seed U-Net's spec: attention-free, so its layers are linear and conv ones.
+    static var unetSpec: ModelSpec {
+        var unet = ModelSpec(kind: .unet, channels: 1, height: 4, width: 4, vocabularySize: tokenizer.vocabularySize)
+        unet.levels = [4]; unet.attentionLevels = []; unet.groups = 2; unet.timeEmbedding = 8
+        unet.maxTokens = 4; unet.textWidth = 8; unet.textLayers = 1; unet.textHeads = 2
+        return unet
+    }
+
+    /// The model adapter files are loaded for (the LoRA seed fits it).
+    static func loraBase() throws -> FlowModel { try FlowModel(spec: unetSpec, tokenizer: tokenizer, seed: 1) }
+
     static func write(to dir: String) throws {
         for t in FuzzTarget.allCases {
             try FileManager.default.createDirectory(atPath: dir + "/" + t.rawValue, withIntermediateDirectories: true)
         }
-        let tok = Tokenizer(captions: ["red circle", "blue circle"], maxTokens: 4)
+        let tok = tokenizer
         var mlp = ModelSpec(kind: .mlp, channels: 1, height: 1, width: 2, vocabularySize: tok.vocabularySize)
         mlp.hidden = 8; mlp.depth = 1; mlp.timeEmbedding = 8
         mlp.maxTokens = 4; mlp.textWidth = 8; mlp.textLayers = 1; mlp.textHeads = 2
-        var unet = ModelSpec(kind: .unet, channels: 1, height: 4, width: 4, vocabularySize: tok.vocabularySize)
-        unet.levels = [4]; unet.attentionLevels = []; unet.groups = 2; unet.timeEmbedding = 8
-        unet.maxTokens = 4; unet.textWidth = 8; unet.textLayers = 1; unet.textHeads = 2
-        for (name, spec) in [("flow-mlp", mlp), ("flow-unet", unet)] {
+        for (name, spec) in [("flow-mlp", mlp), ("flow-unet", unetSpec)] {
             let model = try FlowModel(spec: spec, tokenizer: tok, seed: 1)
             try model.save(to: URL(fileURLWithPath: "\(dir)/safetensors/\(name).safetensors"), stage: "teacher", step: 3)
             if spec.kind == .mlp {
@@ -33,6 +44,11 @@ enum FuzzSeeds {
                 try FileManager.default.removeItem(atPath: "\(dir)/safetensors/\(name).last.safetensors")
             }
         }
+        // An adapter file for the U-Net (the base the LoRA loader is fuzzed against), B non-zero.
+        let lora = try LoRASet(model: try loraBase(), rank: 2, alpha: 2, targets: LoRATarget.allCases, seed: 3)
+        for (_, a) in lora.layers { for i in 0..<a.b.count { a.b.storage.ptr[i] = 0.01 * Float(i % 5) } }
+        try lora.save(to: URL(fileURLWithPath: "\(dir)/safetensors/lora-unet.safetensors"), base: "flow-unet.safetensors",
+                      baseSHA256: String(repeating: "0", count: 64), baseStage: "teacher")
         for arch in EvaluatorArch.allCases {
             let c = makeClassifier(arch, inputShape: [1, 8, 8], classes: 3, width: 8, seed: 2)
             try saveCheckpoint(c, metadata: c.metadata(), to: URL(fileURLWithPath: "\(dir)/safetensors/evaluator-\(arch.rawValue).safetensors"))

@@ -2,6 +2,7 @@ import Foundation
 import ConfigKit
 import Experiments
 import Formats
+import Adapters
 import Models
 import NN
 import TripletStore
@@ -11,7 +12,8 @@ import TripletStore
 // crash, a hang or an unbounded allocation is a bug.
 
 enum FuzzTarget: String, CaseIterable {
-    /// safetensors header, metadata and tensors -> a flow model, a classifier, a training state.
+    /// safetensors header, metadata and tensors -> a flow model, a classifier, a training state,
+    /// a LoRA adapter file.
     case safetensors
     /// YAML config text (or, when the first byte is '=', one `--set key.path=value` override).
     case config
@@ -58,7 +60,12 @@ enum FuzzTarget: String, CaseIterable {
         _ = attempt("FlowModel.load") { try FlowModel.load(from: url) }
         _ = attempt("loadClassifier") { try loadClassifier(from: url) }
         _ = attempt("TrainingState.load") { try TrainingState.load(from: url) }
+        if let base = loraBase {
+            _ = attempt("LoRASet.load") { try LoRASet.load(url, for: base, baseSHA256: String(repeating: "0", count: 64)) }
+        }
     }
+
+    nonisolated(unsafe) static let loraBase: FlowModel? = try? FuzzSeeds.loraBase()
 
     static func decodeConfig(_ bytes: UnsafeRawBufferPointer) {
         let text = String(decoding: bytes, as: UTF8.self)

@@ -70,6 +70,7 @@ struct Generate: ParsableCommand {
     @Option(name: .long, help: "Diffusion teachers: sampler, ddim or dpmsolver++ (default: pairs.sampler).") var sampler: DiffusionSamplerKind?
     @Option(name: .long, help: ArgumentHelp("Write only part i of n (0-based), e.g. 0/4.", valueName: "i/n")) var shard: String?
     @Flag(name: .long, help: "Replace an existing output instead of resuming it.") var overwrite = false
+    @OptionGroup var adapters: LoRAOptions
 
     func validate() throws {
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
@@ -80,14 +81,17 @@ struct Generate: ParsableCommand {
         do {
             let cfg = try options.load(extra: (count.map { ["pairs.count=\($0)"] } ?? []) + (sampler.map { ["pairs.sampler=\($0.rawValue)"] } ?? []))
             let pipeline = try Pipeline(config: cfg)
+            try adapters.install()
             let teacherPath = teacher ?? pipeline.run.file("teacher.safetensors")
             let sh = try shard.map { try Shard(parsing: $0) }
             let name = URL(fileURLWithPath: teacherPath).deletingPathExtension().lastPathComponent
-            var out = output ?? pipeline.pairsPath(name)
+            // Pairs made under adapters are another generator's: never resume the base's file.
+            var out = output ?? pipeline.pairsPath(adapters.lora.isEmpty ? name : name + "-lora")
             if let sh, output == nil { out += ".part-\(sh.index)-of-\(sh.count)" }
             var req = try pipeline.pairsRequest(teacher: teacherPath, output: out, promptFile: prompts)
             req.shard = sh
             req.overwrite = overwrite
+            if let loras = try adapters.record() { req.extraAttributes["loras"] = loras }
             req.samplerNamed = sampler != nil
             let r = try generatePairs(req, over: .world)
             let nfe = r.meanNFE.map { String(format: ", mean NFE %.1f", $0) } ?? ""

@@ -58,6 +58,7 @@ struct ReflowSample: ParsableCommand {
     var refine: String?
     @Option(name: .long, help: "The flow that refines (a flow teacher or a 2-RF checkpoint); required with --refine.") var refiner: String?
     @Option(name: .long, help: "Guidance of the refiner (default: sample.guidance).") var refineGuidance: Float?
+    @OptionGroup var adapters: LoRAOptions
 
     // ControlNet
     @Option(name: .long, help: ArgumentHelp("A ControlNet (reflow-train --stage controlnet) applied to the checkpoint, at its trained scale or :scale.", valueName: "file[:scale]"))
@@ -94,6 +95,7 @@ struct ReflowSample: ParsableCommand {
         do {
             try requireOneRank("reflow-sample")
             Runtime.threads = threads
+            try adapters.install()
             if quiet { Log.level = .warning }
             // The config's sections hold every default; flags override them.
             var sets = overrides

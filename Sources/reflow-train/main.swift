@@ -1,6 +1,7 @@
 import ArgumentParser
 import ReflowCLI
 import Experiments
+import Finetuning
 import Models
 import Foundation
 import TensorCore
@@ -21,6 +22,10 @@ struct ReflowTrain: ParsableCommand {
         (--input, repeatable; default <run>/pairs/teacher.h5), starting from the weights that made them \
         (--init-from, default <run>/teacher.safetensors), with the config's `reflow` section.
         - evaluator, perceptual: the dataset's classifiers (see --stage).
+        - lora: low-rank adapters (the config's `lora` section) on the frozen checkpoint --init-from (teacher, \
+        2-RF or student; default <run>/teacher.safetensors), trained with its own objective: the flow loss on \
+        the dataset (lora.classes, lora.transform), or for a student the distillation loss on pairs (--input). \
+        Writes the adapter file <run>/<name>.safetensors (default name: lora) for --lora FILE[:scale].
         - controlnet: a ControlNet on a frozen U-Net (controlnet.base, default <run>/teacher.safetensors): a         trainable copy of its encoder fed control images made from the data by controlnet.operator, trained with         the base's own loss; writes <run>/controlnet.safetensors (only the ControlNet's weights; its metadata names         the operator and the base's SHA-256) and samples/controlnet.png.
 
         Outputs go to <output_dir>/<name>/ (printed at start): config.yaml, metrics.jsonl, samples/*.png, \
@@ -35,6 +40,7 @@ struct ReflowTrain: ParsableCommand {
 
     enum Stage: String, ExpressibleByArgument, CaseIterable {
         case teacher, reflow, evaluator, perceptual
+        case lora
         case controlnet
     }
 
@@ -50,14 +56,16 @@ struct ReflowTrain: ParsableCommand {
     @Option(name: .long, help: "reflow: checkpoint to start from (the flow that made the pairs). Default: <run>/teacher.safetensors.")
     var initFrom: String?
 
-    @Option(name: .long, help: "reflow: output name (<run>/<name>.safetensors), e.g. reflow3 for a 3-RF.")
-    var name: String = "reflow"
+    @Option(name: .long, help: "reflow, lora: output name (<run>/<name>.safetensors), e.g. reflow3 for a 3-RF (default: the stage's name).")
+    var name: String?
 
     @Flag(name: .long, help: "Continue from the stage's last checkpoint if there is one.")
     var resume = false
 
     func validate() throws {
-        if stage != .reflow && (!input.isEmpty || initFrom != nil) { throw ValidationError("--input and --init-from are for --stage reflow") }
+        if stage != .reflow && stage != .lora && (!input.isEmpty || initFrom != nil || name != nil) {
+            throw ValidationError("--input, --init-from and --name are for --stage reflow and --stage lora")
+        }
     }
 
     func run() throws {
@@ -77,8 +85,13 @@ struct ReflowTrain: ParsableCommand {
             case .reflow:
                 let inputs = input.isEmpty ? [pipeline.pairsPath("teacher")] : input
                 let start = initFrom ?? pipeline.run.file("teacher.safetensors")
-                let out = try pipeline.trainReflow(inputs: inputs, initFrom: start, stage: name, resume: resume)
-                printResult("\(name) weights: \(out.path)")
+                let out = try pipeline.trainReflow(inputs: inputs, initFrom: start, stage: name ?? "reflow", resume: resume)
+                printResult("\(name ?? "reflow") weights: \(out.path)")
+                printResult("samples: \(pipeline.run.samplesPath)")
+            case .lora:
+                let base = initFrom ?? pipeline.run.file("teacher.safetensors")
+                let out = try pipeline.trainLoRA(initFrom: base, stage: name ?? "lora", pairs: input, resume: resume)
+                printResult("\(name ?? "lora") adapters: \(out.path)")
                 printResult("samples: \(pipeline.run.samplesPath)")
             case .controlnet:
                 let out = try pipeline.trainControlNet(base: pipeline.controlNetBase, resume: resume)

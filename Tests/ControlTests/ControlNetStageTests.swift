@@ -3,6 +3,7 @@ import TestSupport
 import Autograd
 import Control
 import Experiments
+import Finetuning
 import Formats
 import Models
 import Reporting

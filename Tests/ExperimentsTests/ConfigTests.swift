@@ -144,7 +144,7 @@ final class ConfigTests: XCTestCase {
 
     func testSetErrors() {
         XCTAssertEqual(errorText { try loadConfig(ExperimentConfig.self, yaml: "", source: "e.yaml", overrides: ["trian.steps=1"]) },
-                       "--set: unknown key 'trian' (valid keys: name, seed, threads, output_dir, dataset, text, model, teacher, pairs, reflow, distill, sample, eval, controlnet)")
+                       "--set: unknown key 'trian' (valid keys: name, seed, threads, output_dir, dataset, text, model, teacher, pairs, reflow, distill, sample, eval, lora, controlnet)")
         XCTAssertEqual(errorText { try loadConfig(ExperimentConfig.self, yaml: "", source: "e.yaml", overrides: ["teacher.steps=many"]) },
                        "--set: teacher.steps: expected an integer, found 'many'")
         XCTAssertEqual(errorText { try loadConfig(ExperimentConfig.self, yaml: "", source: "e.yaml", overrides: ["teacher.steps"]) },
