@@ -73,21 +73,8 @@ public struct ChainEvalRequest {
 /// (mean over items of the per-item value, the same per dimension).
 func measureFlowStraightness(_ model: FlowModel, x0: Tensor, prompts: [String], guidance w: Float, steps: Int,
                              batchSize: Int) throws -> (value: Double, perDimension: Double) {
-    model.eval()
-    defer { model.train() }
-    return try noGrad {
-        var perItem: [Double] = []
-        let n = x0.shape[0]
-        var lo = 0
-        while lo < n {
-            let hi = min(n, lo + batchSize)
-            let v = try guidedVelocity(model, prompts: Array(prompts[lo..<hi]), guidance: w)
-            let (s, _) = try measureStraightness(v, x0: x0.slice(axis: 0, range: lo..<hi), steps: steps)
-            perItem += s.perItem
-            lo = hi
-        }
-        let value = perItem.reduce(0, +) / Double(max(1, perItem.count))
-        return (value, value / Double(x0.count / max(1, n)))
+    try straightnessInBatches(model, x0: x0, prompts: prompts, guidance: w, batchSize: batchSize) { v, x in
+        try measureStraightness(v, x0: x, steps: steps).straightness.perItem
     }
 }
 
@@ -95,22 +82,31 @@ func measureFlowStraightness(_ model: FlowModel, x0: Tensor, prompts: [String], 
 /// settings, `steps` model evaluations) from `xT`, in flow coordinates, where DDIM is Euler.
 func measureDiffusionStraightness(_ model: FlowModel, teacher: DiffusionTeacher, xT: Tensor, prompts: [String], guidance w: Float,
                                   steps: Int, batchSize: Int) throws -> (value: Double, perDimension: Double) {
+    let ddim = try DiffusionSamplerKind.ddim.make(for: teacher, steps: steps)
+    return try straightnessInBatches(model, x0: xT, prompts: prompts, guidance: w, batchSize: batchSize) { v, x in
+        let r = try ddim.sample(teacher.model(v), xT: x, record: true)
+        return try straightness(of: try teacher.schedule.flowCoordinates(r.trajectory!)).perItem
+    }
+}
+
+/// The model in eval mode without gradients, its guided velocity per batch of `x0` handed to
+/// `perItem`: (mean of the per-item values, the same per dimension).
+func straightnessInBatches(_ model: FlowModel, x0: Tensor, prompts: [String], guidance w: Float, batchSize: Int,
+                           _ perItem: (@escaping Velocity, Tensor) throws -> [Double]) throws -> (value: Double, perDimension: Double) {
     model.eval()
     defer { model.train() }
-    let ddim = try DiffusionSamplerKind.ddim.make(for: teacher, steps: steps)
     return try noGrad {
-        var perItem: [Double] = []
-        let n = xT.shape[0]
+        var values: [Double] = []
+        let n = x0.shape[0]
         var lo = 0
         while lo < n {
             let hi = min(n, lo + batchSize)
             let v = try guidedVelocity(model, prompts: Array(prompts[lo..<hi]), guidance: w)
-            let r = try ddim.sample(teacher.model(v), xT: xT.slice(axis: 0, range: lo..<hi), record: true)
-            perItem += try straightness(of: try teacher.schedule.flowCoordinates(r.trajectory!)).perItem
+            values += try perItem(v, x0.slice(axis: 0, range: lo..<hi))
             lo = hi
         }
-        let value = perItem.reduce(0, +) / Double(max(1, perItem.count))
-        return (value, value / Double(xT.count / max(1, n)))
+        let value = values.reduce(0, +) / Double(max(1, values.count))
+        return (value, value / Double(x0.count / max(1, n)))
     }
 }
 

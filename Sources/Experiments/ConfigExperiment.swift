@@ -161,6 +161,23 @@ public struct ModelSection: ConfigSection, Equatable {
 }
 
 /// One training stage (teacher, reflow; distill adds its own fields).
+/// A stage's section: its training settings (`train`) and its own keys; `section.steps` reads
+/// and writes `section.train.steps`.
+@dynamicMemberLookup
+public protocol TrainedSection {
+    var train: TrainSection { get set }
+}
+
+extension TrainedSection {
+    public subscript<T>(dynamicMember key: WritableKeyPath<TrainSection, T>) -> T {
+        get { train[keyPath: key] }
+        set { train[keyPath: key] = newValue }
+    }
+
+    /// Computed settings (e.g. `timeSampler`).
+    public subscript<T>(dynamicMember key: KeyPath<TrainSection, T>) -> T { train[keyPath: key] }
+}
+
 public struct TrainSection: ConfigSection, Equatable {
     public var steps = 4000
     public var batchSize = 128
@@ -245,8 +262,7 @@ public struct TrainSection: ConfigSection, Equatable {
 
 /// Distillation: a training stage plus the loss and the student's step count. The training
 /// fields sit at the same level in YAML (`distill.lr`) and in Swift (`config.distill.lr`).
-@dynamicMemberLookup
-public struct DistillSection: ConfigSection, Equatable {
+public struct DistillSection: ConfigSection, TrainedSection, Equatable {
     public var train = TrainSection(steps: 2000, lr: 5e-4, captionDropout: 0)
     public var loss = DistillLoss.l2
     /// Pseudo-Huber c; 0 picks 0.00054 * sqrt(C*H*W) (the improved consistency training value).
@@ -255,11 +271,6 @@ public struct DistillSection: ConfigSection, Equatable {
     public var flowGuidedWeight: Float = 0
 
     public init() {}
-
-    public subscript<T>(dynamicMember key: WritableKeyPath<TrainSection, T>) -> T {
-        get { train[keyPath: key] }
-        set { train[keyPath: key] = newValue }
-    }
 
     public mutating func visit(_ v: inout ConfigVisitor) throws {
         try train.visit(&v)

@@ -6,8 +6,7 @@ import Control
 
 extension ControlOperator.Kind: ConfigValue, ConfigEnum {}
 
-@dynamicMemberLookup
-public struct ControlNetSection: ConfigSection, Equatable {
+public struct ControlNetSection: ConfigSection, TrainedSection, Equatable {
     public var train = TrainSection(steps: 1500, lr: 5e-4)
     public var `operator` = ControlOperator.Kind.sobel
     public var threshold: Float = 2.5
@@ -16,13 +15,6 @@ public struct ControlNetSection: ConfigSection, Equatable {
     public var base: String? = nil
 
     public init() {}
-
-    public subscript<T>(dynamicMember key: WritableKeyPath<TrainSection, T>) -> T {
-        get { train[keyPath: key] }
-        set { train[keyPath: key] = newValue }
-    }
-
-    public subscript<T>(dynamicMember key: KeyPath<TrainSection, T>) -> T { train[keyPath: key] }
 
     /// The operator that makes the control images.
     public var controlOperator: ControlOperator { ControlOperator(kind: `operator`, threshold: threshold, factor: factor) }

@@ -8,8 +8,7 @@ extension LoRAObjective: ConfigValue, ConfigEnum {}
 
 /// `reflow-train --stage lora`: low-rank adapters on a frozen base (teacher, 2-RF or student).
 /// The training fields sit at the same level in YAML (`lora.lr`) and in Swift (`config.lora.lr`).
-@dynamicMemberLookup
-public struct LoRASection: ConfigSection, Equatable {
+public struct LoRASection: ConfigSection, TrainedSection, Equatable {
     public var train: TrainSection = {
         var t = TrainSection(steps: 1000, lr: 1e-3, captionDropout: 0.1)
         t.emaDecay = 0; t.warmup = 50
@@ -25,11 +24,6 @@ public struct LoRASection: ConfigSection, Equatable {
     public var pairs: [String] = []
 
     public init() {}
-
-    public subscript<T>(dynamicMember key: WritableKeyPath<TrainSection, T>) -> T {
-        get { train[keyPath: key] }
-        set { train[keyPath: key] = newValue }
-    }
 
     public mutating func visit(_ v: inout ConfigVisitor) throws {
         try train.visit(&v)

@@ -13,8 +13,7 @@ extension DiffusionPrediction: ConfigValue, ConfigEnum {}
 extension BetaSchedule: ConfigValue, ConfigEnum {}
 extension DiffusionSamplerKind: ConfigValue, ConfigEnum {}
 
-@dynamicMemberLookup
-public struct TeacherSection: ConfigSection, Equatable {
+public struct TeacherSection: ConfigSection, TrainedSection, Equatable {
     public var train = TrainSection()
     public var kind = TeacherKind.flow
     public var prediction = DiffusionPrediction.epsilon
@@ -24,13 +23,6 @@ public struct TeacherSection: ConfigSection, Equatable {
     public var trainTimesteps = 1000
 
     public init() {}
-
-    public subscript<T>(dynamicMember key: WritableKeyPath<TrainSection, T>) -> T {
-        get { train[keyPath: key] }
-        set { train[keyPath: key] = newValue }
-    }
-
-    public subscript<T>(dynamicMember key: KeyPath<TrainSection, T>) -> T { train[keyPath: key] }
 
     /// The diffusion teacher this section trains; nil for a flow teacher.
     public func diffusionTeacher() throws -> DiffusionTeacher? {
