@@ -91,7 +91,8 @@ extension EvalContext {
                 var row = ChainRow(model: "\(label) + \(refiner.settings) (\(URL(fileURLWithPath: refiner.path).lastPathComponent), w=\(refiner.guidance))",
                                    steps: steps, nfe: 0, guidance: w)
                 for seed in r.seeds {
-                    row.add(try scoreRefined(model, method: try method(steps), guidance: w, refiner: refiner, seed: seed, batchSize: r.batchSize))
+                    row.add(try scoreSamples(model, method: try method(steps), guidance: w, prompts: prompts, classes: classes,
+                                             seed: seed, reference: reference, batchSize: r.batchSize, refiner: refiner))
                 }
                 table.rows.append(row)
                 Log.info("eval \(row.model) @\(steps): acc \(formatSpread(row.promptAccuracy, digits: 1, percent: true)), FD \(formatSpread(row.fdFeatures))")
@@ -110,19 +111,5 @@ extension EvalContext {
             }
         }
         return table
-    }
-}
-
-extension EvalContext {
-    /// Samples from (seed, i) noise, refines, and scores: NFE and images/s count both passes.
-    func scoreRefined(_ model: FlowModel, method: SampleMethod, guidance: Float, refiner: Refiner, seed: UInt64,
-                      batchSize: Int) throws -> SampleScores {
-        let x0 = itemNoise(seed: seed, first: 0, count: prompts.count, itemShape: model.spec.itemShape)
-        let start = Date()
-        let (images, nfe) = try generate(model, x0: x0, prompts: prompts, method: method, guidance: guidance, batchSize: batchSize)
-        let (refined, refineNFE) = try refiner.refine(images, prompts: prompts, seed: seed, batchSize: batchSize)
-        let secs = Date().timeIntervalSince(start)
-        return try scoreImages(refined, classes: classes, reference: reference,
-                               imagesPerSecond: Double(prompts.count) / max(secs, 1e-9), nfe: nfe + refineNFE)
     }
 }

@@ -70,12 +70,18 @@ public func scoreSamples(_ model: FlowModel, solver: ODESolver, guidance: Float,
 }
 
 /// The same with a diffusion sampler or an ODE solver (`SampleMethod`).
+/// A `refiner` pass, if any, runs on the samples before scoring (its time and NFE included).
 public func scoreSamples(_ model: FlowModel, method: SampleMethod, guidance: Float, prompts: [String], classes: [Int],
-                         seed: UInt64, reference: Reference, batchSize: Int, noiseOffset: Int = 0) throws -> SampleScores {
+                         seed: UInt64, reference: Reference, batchSize: Int, noiseOffset: Int = 0,
+                         refiner: Refiner? = nil) throws -> SampleScores {
     let x0 = itemNoise(seed: seed, first: noiseOffset, count: prompts.count, itemShape: model.spec.itemShape)
     let start = Date()
-    let (imgs, nfe) = try generateOverRanks(model, x0: x0, prompts: prompts, method: method, guidance: guidance,
+    var (imgs, nfe) = try generateOverRanks(model, x0: x0, prompts: prompts, method: method, guidance: guidance,
                                             batchSize: batchSize, comm: .world)
+    if let refiner {
+        let (refined, more) = try refiner.refine(imgs, prompts: prompts, seed: seed, noiseOffset: noiseOffset, batchSize: batchSize)
+        (imgs, nfe) = (refined, nfe + more)
+    }
     let secs = Date().timeIntervalSince(start)
     return try scoreImages(imgs, classes: classes, reference: reference,
                            imagesPerSecond: Double(prompts.count) / max(secs, 1e-9), nfe: nfe)

@@ -42,20 +42,9 @@ public func runSample(_ r: SampleRequest) throws -> (nfe: Int, seconds: Double) 
     try checkSamplingFlags(metadata: meta, checkpoint: r.checkpoint, solverNamed: r.solverNamed, samplerNamed: r.samplerNamed)
     let method = try SampleMethod.forCheckpoint(metadata: meta, source: r.checkpoint, solver: r.solver, sampler: r.sampler)
     if !r.allowUnknown { try checkPromptWords(r.prompts, tokenizer: model.tokenizer) }
-    if r.interpolate == 0, let refiner = r.refiner {
-        let all = r.prompts.flatMap { [String](repeating: $0, count: r.perPrompt) }
-        let x0 = itemNoise(seed: r.seed, first: 0, count: all.count, itemShape: model.spec.itemShape)
-        let start = Date()
-        let (images, nfe) = try generate(model, x0: x0, prompts: all, method: method, guidance: r.guidance)
-        let (refined, more) = try refiner.refine(images, prompts: all, seed: r.seed)
-        let secs = Date().timeIntervalSince(start)
-        let cols = r.columns ?? (r.perPrompt > 1 ? r.perPrompt : min(all.count, 10))
-        try sampleImage(images: refined, columns: cols).write(to: r.output)
-        return (nfe + more, secs)
-    }
     if r.interpolate == 0 {
         let g = try sampleGrid(model, prompts: r.prompts, perPrompt: r.perPrompt, seed: r.seed, method: method,
-                               guidance: r.guidance, columns: r.columns)
+                               guidance: r.guidance, columns: r.columns, refiner: r.refiner)
         try g.image.write(to: r.output)
         return (g.nfe, g.seconds)
     }
@@ -73,18 +62,23 @@ public func runSample(_ r: SampleRequest) throws -> (nfe: Int, seconds: Double) 
 
 /// `perPrompt` samples of each prompt (item i's noise from (seed, i)) as one picture: the grid
 /// `reflow-sample` writes and `reflow serve` sends. `seconds` times the solve alone. `interrupt`
-/// runs before each network evaluation of an ODE solve (a server's time limit).
+/// runs before each network evaluation of an ODE solve (a server's time limit). A `refiner`
+/// pass, if any, runs on the images before the grid is drawn (its time and NFE included).
 public func sampleGrid(_ model: FlowModel, prompts: [String], perPrompt: Int, seed: UInt64, method: SampleMethod,
-                       guidance: Float, columns: Int?, interrupt: (() throws -> Void)? = nil)
+                       guidance: Float, columns: Int?, interrupt: (() throws -> Void)? = nil, refiner: Refiner? = nil)
     throws -> (image: PNGImage, nfe: Int, seconds: Double) {
     let all = prompts.flatMap { [String](repeating: $0, count: perPrompt) }
     let x0 = itemNoise(seed: seed, first: 0, count: all.count, itemShape: model.spec.itemShape)
     let start = Date()
-    let (images, nfe): (Tensor, Int)
+    var (images, nfe): (Tensor, Int)
     if case .ode(let solver) = method {
         (images, nfe) = try generate(model, x0: x0, prompts: all, solver: solver, guidance: guidance, interrupt: interrupt)
     } else {
         (images, nfe) = try generate(model, x0: x0, prompts: all, method: method, guidance: guidance)
+    }
+    if let refiner {
+        let (refined, more) = try refiner.refine(images, prompts: all, seed: seed)
+        (images, nfe) = (refined, nfe + more)
     }
     let secs = Date().timeIntervalSince(start)
     let cols = columns ?? (perPrompt > 1 ? perPrompt : min(all.count, 10))
