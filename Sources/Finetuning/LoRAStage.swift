@@ -9,9 +9,12 @@ import Training
 import Flow
 import Models
 import NN
+import Diffusion
 
 // `reflow-train --stage lora`: low-rank adapters on a frozen base (teacher, 2-RF or student) trained
 // with the base's own objective on dataset items or pairs, some transformed (the change to learn).
+// A diffusion teacher's adapters learn its eps/v loss on dataset items, as LoRAs for Stable
+// Diffusion do; the 2-RF and student started from its weights then take them unchanged.
 // Only A and B are optimised; the product is the adapter file `<run>/<stage>.safetensors`.
 
 extension Pipeline {
@@ -37,11 +40,14 @@ extension Pipeline {
         let l = config.lora
         let (model, train) = try loadInitModel(initFrom, role: "LoRA base")
         let baseMeta = try Safetensors.readMetadata(URL(fileURLWithPath: initFrom))
-        guard baseMeta["teacher_kind"] != "diffusion" else {
-            throw ModelError("LoRA base \(initFrom) is a diffusion teacher: --stage lora trains adapters on flows (teacher, 2-RF, student) only") }
+        let diffusion = try DiffusionTeacher(metadata: baseMeta, source: initFrom)
+        let pairFiles = pairs.isEmpty ? l.pairs : pairs
+        if let diffusion, !pairFiles.isEmpty || l.objective == .distill {
+            throw ModelError("LoRA base \(initFrom) is a diffusion teacher (\(diffusion.name)): its adapters train with its own \(diffusion.prediction) loss on dataset items; "
+                             + (pairFiles.isEmpty ? "lora.objective distill is for students" : "pairs (--input, lora.pairs) are for flows (2-RF, student)"))
+        }
         let studentSteps = baseMeta[StudentKey.studentSteps].flatMap { Int($0) }
         let objectiveName: LoRAObjective = l.objective == .auto ? (studentSteps != nil ? .distill : .flow) : l.objective
-        let pairFiles = pairs.isEmpty ? l.pairs : pairs
         // The base is frozen: its weights get no gradient, only the adapters do.
         for p in model.parameters() { p.requiresGrad = false }
         let set = try LoRASet(model: model, rank: l.rank, alpha: l.alpha, targets: l.targets,
@@ -62,7 +68,12 @@ extension Pipeline {
                 source = DatasetSource(dataset: data, seed: seed &+ 0x10AA_DA7A &+ stageSalt(stage))
                 what = "\(data.count) items of \(train.name)" + (l.classes.isEmpty ? "" : " (classes \(l.classes))")
             }
-            objective = .rectifiedFlow(l.train.timeSampler, l.flowLoss)
+            if let diffusion {
+                objective = .diffusion(diffusion)
+                options.sampleDiffusionSampler = try config.sample.sampler.make(for: diffusion, steps: config.sample.steps)
+            } else {
+                objective = .rectifiedFlow(l.train.timeSampler, l.flowLoss)
+            }
         case .distill:
             guard let pairSource else {
                 throw ModelError("lora: objective distill needs pairs: --input file.h5 or lora.pairs (make them with reflow-gen-pairs, e.g. from the teacher with --lora)")
@@ -77,14 +88,14 @@ extension Pipeline {
         let hash = try loraConfigHash(stage: stage, initFrom: initFrom, pairs: pairFiles)
         try checkResumable(stage: stage, hash: hash, resume: resume)
         let sha = try SHA256.hex(file: initFrom)
-        Log.info("\(stage): \(objectiveName == .distill ? "distill" : "flow") objective on \(what)\(changed)")
+        Log.info("\(stage): \(diffusion.map { "diffusion (\($0.prediction))" } ?? (objectiveName == .distill ? "distill" : "flow")) objective on \(what)\(changed)")
         Log.info("\(stage): rank \(l.rank), alpha \(l.alpha), \(set.layers.count) layers (\(l.targets.map(\.rawValue).joined(separator: ", "))), \(set.parameters().reduce(0) { $0 + $1.count }) trainable parameters beside \(model.parameterCount) frozen ones of \(initFrom); run folder \(run.path)")
         options.stopAfter = stopAfter
         options.metadata = [ChainKey.configHash: hash, "init_from": initFrom, "init_sha256": sha]
         options.trained = set
         options.exportOutput = { url, step in
             try set.save(to: url, base: initFrom, baseSHA256: sha, baseStage: baseMeta["stage"] ?? "unknown",
-                         extra: ["stage": stage, "step": String(step), "objective": objectiveName.rawValue, ChainKey.configHash: hash,
+                         extra: ["stage": stage, "step": String(step), "objective": diffusion == nil ? objectiveName.rawValue : "diffusion", ChainKey.configHash: hash,
                                  "lora_transform": l.transform.rawValue, "lora_classes": "\(l.classes)", "lora_transform_classes": "\(l.transformClasses)"])
         }
         return try Trainer(model: model, source: source, objective: objective, options: options).run(resume: resume)

@@ -1,6 +1,8 @@
 import XCTest
 import Foundation
 import Adapters
+import Autograd
+import TensorCore
 import ConfigKit
 import Experiments
 import Finetuning
@@ -69,6 +71,44 @@ final class LoRAStageTests: XCTestCase {
                 let want = labels[i] == 2 ? -d.images.ptr[i * d.itemSize + k] : d.images.ptr[i * d.itemSize + k]
                 XCTAssertEqual(t.images.ptr[j * d.itemSize + k], want, "item \(i) (class \(labels[i])) value \(k)")
             }
+        }
+    }
+
+    /// A diffusion teacher's LoRA trains with the teacher's own eps loss on dataset items (as a
+    /// LoRA for Stable Diffusion does) and changes the teacher's DPM-Solver++ samples; pairs or
+    /// the distill objective on it are refused with the reason.
+    func testADiffusionTeacherGetsALoRA() throws {
+        let dir = try makeTempDir("lora-diffusion").path
+        var c = try loraConfig(dir)
+        c.teacher.kind = .diffusion
+        let p = try Pipeline(config: c)
+        Log.level = .warning
+        let teacher = try p.trainTeacher(resume: false).path
+        let out = try p.trainLoRA(initFrom: teacher, resume: false)
+        let archive = try Safetensors.read(out)
+        XCTAssertEqual(archive.metadata["objective"], "diffusion")
+        XCTAssertGreaterThan(archive.tensors.filter { $0.key.hasSuffix("lora_B.weight") }.values.flatMap(\.scalars).map { abs($0) }.max() ?? 0, 0)
+        let metrics = try String(contentsOfFile: p.run.metricsPath, encoding: .utf8)
+        XCTAssertTrue(metrics.contains("\"stage\": \"lora\""), metrics)
+        // The teacher with its LoRA draws other samples than without it, from the same noise.
+        let (base, _) = try FlowModel.load(from: URL(fileURLWithPath: teacher))
+        let (adapted, _) = try FlowModel.load(from: URL(fileURLWithPath: teacher))
+        try applyLoRAs([LoRAUse(path: out.path)], to: adapted, checkpoint: URL(fileURLWithPath: teacher), allowOtherBase: false)
+        let n = base.spec.itemShape.reduce(1, *)
+        let x = Tensor((0..<(4 * n)).map { Float(($0 * 37) % 11) / 5 - 1 }, shape: [4] + base.spec.itemShape)
+        let t = Tensor([0.1, 0.4, 0.6, 0.9], shape: [4])
+        let captions = Array(try p.loadDataset(.train).captions.prefix(4))
+        let a = try noGrad { try base.velocity(x, t: t, text: base.encode(captions)) }.scalars
+        let b = try noGrad { try adapted.velocity(x, t: t, text: adapted.encode(captions)) }.scalars
+        XCTAssertGreaterThan(zip(a, b).map { abs($0 - $1) }.max()!, 1e-4, "the LoRA must change the teacher's output")
+
+        var d = try loraConfig(dir); d.teacher.kind = .diffusion; d.lora.objective = .distill
+        assertThrows(["LoRA base \(teacher) is a diffusion teacher", "distill is for students"]) {
+            _ = try Pipeline(config: d).trainLoRA(initFrom: teacher, resume: false)
+        }
+        var e = try loraConfig(dir); e.teacher.kind = .diffusion; e.lora.pairs = ["pairs.h5"]
+        assertThrows(["is a diffusion teacher", "pairs (--input, lora.pairs) are for flows"]) {
+            _ = try Pipeline(config: e).trainLoRA(initFrom: teacher, resume: false)
         }
     }
 
