@@ -8,7 +8,8 @@ them upscaled 4x with 1 px padding), with the Python standard library alone.
                                                   of A - B (0: A is B), over the N tiles: grids of
                                                   the same noise and prompts, with and without a LoRA
   scripts/lora_effect.py stack OUT.png A.png B.png ...  -> the grids one above the other
-Used by scripts/lora_transfer.sh (README, "LoRA")."""
+A first argument --tile T:U reads grids of TxT images drawn U times larger (fashion-mnist: 28:2;
+the default 8:4 is the digits'). Used by scripts/lora_transfer.py (README, "LoRA")."""
 import struct, sys, zlib
 
 TILE, UP, PAD = 8, 4, 1
@@ -61,6 +62,11 @@ def write_png(path, w, h, rows):
                            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
 
 if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--tile":
+        TILE, UP = (int(v) for v in sys.argv[2].split(":"))
+        del sys.argv[1:3]
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
     if sys.argv[1] == "stats":
         t = tiles(sys.argv[2], int(sys.argv[3]))
         means = [sum(v) / len(v) for v in t]

@@ -35,16 +35,19 @@ public struct LoRAUse: Equatable, Sendable {
 @discardableResult
 public func applyLoRAs(_ uses: [LoRAUse], to model: FlowModel, checkpoint: URL, allowOtherBase: Bool) throws -> [LoRASet] {
     guard !uses.isEmpty else { return [] }
-    let sha = try SHA256.hex(file: checkpoint.path)
+    let lineage = try checkpointLineage(checkpoint)
+    let sha = lineage[0].sha256, ancestors = lineage.dropFirst().map(\.sha256)
     var sets: [LoRASet] = []
     for use in uses {
         let (set, meta) = try LoRASet.load(URL(fileURLWithPath: use.path), for: model, baseSHA256: sha,
-                                           basePath: checkpoint.path, allowOtherBase: allowOtherBase)
+                                           basePath: checkpoint.path, baseAncestors: ancestors, allowOtherBase: allowOtherBase)
         set.setScale(use.scale)
         try set.attach(to: model)
-        let other = meta[LoRAKey.baseSHA256].map { $0 != sha } ?? true
-        Log.info("applied LoRA \(use.path) (rank \(set.rank), alpha \(set.alpha), scale \(use.scale), \(set.layers.count) layers) to \(checkpoint.path)"
-                 + (other ? " (trained on \(meta[LoRAKey.baseCheckpoint] ?? "another checkpoint"))" : ""))
+        let trainedOn = meta[LoRAKey.baseSHA256]
+        let how = trainedOn == sha ? "" : trainedOn.map { ancestors.contains($0) } == true
+            ? " (trained on \(meta[LoRAKey.baseCheckpoint] ?? "?"), which this checkpoint was trained from)"
+            : " (trained on \(meta[LoRAKey.baseCheckpoint] ?? "another checkpoint"))"
+        Log.info("applied LoRA \(use.path) (rank \(set.rank), alpha \(set.alpha), scale \(use.scale), \(set.layers.count) layers) to \(checkpoint.path)" + how)
         sets.append(set)
     }
     return sets
@@ -59,12 +62,13 @@ public func mergeLoRAs(base: String, uses: [LoRAUse], output: String, allowOther
     let baseURL = URL(fileURLWithPath: base)
     guard FileManager.default.fileExists(atPath: base) else { throw LoRAError("base checkpoint \(base) not found") }
     let (model, meta) = try FlowModel.load(from: baseURL)
-    let sha = try SHA256.hex(file: base)
+    let lineage = try checkpointLineage(baseURL)
+    let sha = lineage[0].sha256, ancestors = lineage.dropFirst().map(\.sha256)
     var changed = Set<String>()
     var merged: [String] = []
     for use in uses {
         let (set, lmeta) = try LoRASet.load(URL(fileURLWithPath: use.path), for: model, baseSHA256: sha,
-                                            basePath: base, allowOtherBase: allowOtherBase)
+                                            basePath: base, baseAncestors: ancestors, allowOtherBase: allowOtherBase)
         set.setScale(use.scale)
         try set.merge(into: model)
         changed.formUnion(set.layers.map(\.name))

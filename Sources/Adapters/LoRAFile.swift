@@ -45,10 +45,11 @@ extension LoRASet {
     /// Reads an adapter file for `model`, checking everything before anything is applied: the
     /// format, rank and alpha, that every adapted layer exists in the model with the shapes the
     /// factors need (errors name the layer) and, when `baseSHA256` is given, that the file was
-    /// trained on that checkpoint (unless `allowOtherBase`: a LoRA carried to another member of
-    /// the chain, e.g. the teacher's LoRA on the one-step student). Every error names the file.
+    /// trained on that checkpoint or on one it was trained from (`baseAncestors`: the teacher's
+    /// LoRA on its 2-RF or one-step student), unless `allowOtherBase` (any checkpoint of the same
+    /// architecture). Every error names the file.
     public static func load(_ url: URL, for model: FlowModel, baseSHA256: String? = nil, basePath: String = "the checkpoint",
-                            allowOtherBase: Bool = false) throws -> (set: LoRASet, metadata: [String: String]) {
+                            baseAncestors: [String] = [], allowOtherBase: Bool = false) throws -> (set: LoRASet, metadata: [String: String]) {
         let path = url.path
         guard FileManager.default.fileExists(atPath: path) else { throw LoRAError("LoRA file \(path) not found") }
         let archive = try readCheckpointArchive(url)
@@ -65,8 +66,8 @@ extension LoRASet {
         guard let alpha = meta[LoRAKey.alpha].flatMap({ Float($0) }), alpha > 0, alpha.isFinite else {
             throw LoRAError("LoRA file \(path): metadata '\(LoRAKey.alpha)' is \(meta[LoRAKey.alpha].map { "'\($0)'" } ?? "missing"), need a positive number")
         }
-        if let want = baseSHA256, let have = meta[LoRAKey.baseSHA256], want != have, !allowOtherBase {
-            throw LoRAError("LoRA file \(path) was trained on \(meta[LoRAKey.baseCheckpoint] ?? "another checkpoint") (sha256 \(have)), not on \(basePath) (sha256 \(want)); pass --allow-lora-transfer to apply it to another checkpoint of the same architecture (e.g. the teacher's LoRA on the 2-RF or the student)")
+        if let want = baseSHA256, let have = meta[LoRAKey.baseSHA256], want != have, !baseAncestors.contains(have), !allowOtherBase {
+            throw LoRAError("LoRA file \(path) was trained on \(meta[LoRAKey.baseCheckpoint] ?? "another checkpoint") (sha256 \(have)), not on \(basePath) (sha256 \(want)) nor on a checkpoint it was trained from (\(baseAncestors.isEmpty ? "it records none" : baseAncestors.map { String($0.prefix(12)) }.joined(separator: " <- "))); pass --allow-lora-transfer to apply it to another checkpoint of the same architecture")
         }
         // Group the factors by layer.
         var factors: [String: (a: Tensor?, b: Tensor?)] = [:]

@@ -9,7 +9,7 @@ import Models
 public struct LoRAOptions: ParsableArguments {
     @Option(name: .customLong("lora"), help: ArgumentHelp("LoRA adapter file to apply at load time, times scale (default 1); repeatable, added in order.", valueName: "file[:scale]"))
     public var lora: [String] = []
-    @Flag(name: .long, help: "Apply --lora adapters to a checkpoint other than the one they were trained on (same architecture), e.g. the teacher's LoRA on the one-step student.")
+    @Flag(name: .long, help: "Apply --lora adapters to any checkpoint of the same architecture; without it, only to the one they were trained on and checkpoints trained from it (the teacher's LoRA on its 2-RF and student).")
     public var allowLoraTransfer = false
 
     public init() {}
@@ -31,7 +31,7 @@ public struct LoRAOptions: ParsableArguments {
     }
 
     /// Makes every `FlowModel.load` of this process apply the adapters (checked against the
-    /// loaded checkpoint: its hash, unless --allow-lora-transfer, and every layer's shape).
+    /// loaded checkpoint: its hash or an ancestor's, unless --allow-lora-transfer, and every layer's shape).
     public func install() throws {
         let uses = try lora.map { try LoRAUse(parsing: $0) }
         guard !uses.isEmpty else { return }

@@ -26,8 +26,8 @@ struct Merge: ParsableCommand {
         abstract: "Write BASE with each adapter folded in: W += scale * (alpha / rank) * B A.",
         discussion: """
         The output is an ordinary checkpoint (every tool reads it); its metadata keeps the base's and \
-        lists the merged adapters with their hashes (merged_loras). A LoRA trained on another checkpoint \
-        is refused unless --allow-lora-transfer.
+        lists the merged adapters with their hashes (merged_loras). A LoRA trained neither on BASE nor on a \
+        checkpoint BASE was trained from (its init_from lineage) is refused unless --allow-lora-transfer.
 
         Example: reflow-lora merge runs/quickstart/teacher.safetensors runs/quickstart/lora.safetensors:0.8 \
         --output teacher-lora.safetensors

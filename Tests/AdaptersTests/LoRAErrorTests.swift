@@ -36,6 +36,32 @@ final class LoRAErrorTests: XCTestCase {
         XCTAssertNoThrow(try applyLoRAs([LoRAUse(path: lora)], to: m, checkpoint: URL(fileURLWithPath: other), allowOtherBase: true))
     }
 
+    /// A checkpoint trained from the LoRA's base (its metadata's init_from / init_sha256, as the
+    /// 2-RF records the teacher and the student the 2-RF) takes the LoRA without
+    /// allowOtherBase, two generations down too; the same file with another recorded ancestor
+    /// is refused, naming the lineage.
+    func testDescendantsOfTheBaseTakeTheLoRA() throws {
+        let dir = try tempDir()
+        let (base, lora, sha) = try makeLoRA(dir)
+        let child = "\(dir)/reflow.safetensors", grandchild = "\(dir)/distill.safetensors"
+        try tinyModel(.unet, seed: 5).save(to: URL(fileURLWithPath: child), stage: "reflow", step: 1,
+                                           extra: ["init_from": base, "init_sha256": sha])
+        try tinyModel(.unet, seed: 6).save(to: URL(fileURLWithPath: grandchild), stage: "distill", step: 1,
+                                           extra: ["init_from": child, "init_sha256": try SHA256.hex(file: child)])
+        for path in [child, grandchild] {
+            let (m, _) = try FlowModel.load(from: URL(fileURLWithPath: path))
+            XCTAssertEqual(try applyLoRAs([LoRAUse(path: lora)], to: m, checkpoint: URL(fileURLWithPath: path), allowOtherBase: false).count, 1, path)
+        }
+        XCTAssertEqual(try mergeLoRAs(base: grandchild, uses: [LoRAUse(path: lora)], output: "\(dir)/merged.safetensors", allowOtherBase: false) > 0, true)
+        let stranger = "\(dir)/stranger.safetensors"
+        try tinyModel(.unet, seed: 7).save(to: URL(fileURLWithPath: stranger), stage: "reflow", step: 1,
+                                           extra: ["init_from": child, "init_sha256": String(repeating: "ab", count: 32)])
+        let (m, _) = try FlowModel.load(from: URL(fileURLWithPath: stranger))
+        assertThrows([lora, "sha256 \(sha)", "nor on a checkpoint it was trained from (abababababab)", "--allow-lora-transfer"]) {
+            try applyLoRAs([LoRAUse(path: lora)], to: m, checkpoint: URL(fileURLWithPath: stranger), allowOtherBase: false)
+        }
+    }
+
     /// Layer shapes that do not fit (a LoRA of a wider MLP) are refused even with transfer
     /// allowed, naming the layer and both shapes.
     func testShapeMismatchNamesTheLayer() throws {
