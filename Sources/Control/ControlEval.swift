@@ -88,6 +88,8 @@ extension EvalContext {
             var with = ControlRow(model: c.label, steps: "\(c.steps)", guidance: "\(c.guidance)",
                                   control: "ControlNet ×\(scale)")
             for (k, seed) in r.seeds.enumerated() {
+                // A 25-step guided teacher takes minutes per seed: say what is running.
+                Log.info("control eval \(c.label) @\(c.steps): seed \(seed) (\(k + 1)/\(r.seeds.count)), \(n) samples without, then with the ControlNet")
                 let x0 = itemNoise(seed: seed, first: 0, count: n, itemShape: model.spec.itemShape)
                 let a = try generate(model, x0: x0, prompts: held.captions, method: method, guidance: c.guidance, batchSize: r.batchSize)
                 plain.add(try scoreImages(a.images, classes: [], reference: reference, imagesPerSecond: nil, nfe: a.nfe),

@@ -7,6 +7,10 @@ import Flow
 public enum DiffusionSamplerKind: String, CaseIterable, Sendable {
     /// DDIM, eta = 0, Stable Diffusion's scheduler settings (leading spacing, offset 1).
     case ddim
+    /// DDIM whose last step lands on the clean x0 prediction (diffusers' `set_alpha_to_one=True`)
+    /// instead of SD's alphas_cumprod[0], which leaves noise of std sqrt(beta_0) (0.029 on the
+    /// scaled-linear schedule) in every image; DPM-Solver++ ends on x0 too ("zero" final sigma).
+    case ddimClean = "ddim-clean"
     /// DPM-Solver++(2M) as diffusers' `DPMSolverMultistepScheduler` (linspace spacing).
     case dpmSolverPP = "dpmsolver++"
 
@@ -22,6 +26,9 @@ public enum DiffusionSamplerKind: String, CaseIterable, Sendable {
         do {
             switch self {
             case .ddim: return try DDIM.stableDiffusion(schedule: teacher.schedule, steps: steps, prediction: teacher.prediction)
+            case .ddimClean:
+                return try DDIM(schedule: teacher.schedule, steps: steps, prediction: teacher.prediction, spacing: .leading,
+                                stepsOffset: 1, setAlphaToOne: true)
             case .dpmSolverPP: return try DPMSolverPP.stableDiffusion(schedule: teacher.schedule, steps: steps, prediction: teacher.prediction)
             }
         } catch let e as FlowError {

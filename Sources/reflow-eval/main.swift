@@ -41,7 +41,7 @@ struct ReflowEval: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Checkpoint to score, as label=path or path (repeatable).", valueName: "label=path"))
     var checkpoint: [String] = []
     @Option(name: .long, help: "Fixed-step solver (sets eval.solver).") var solver: SolverKind?
-    @Option(name: .long, help: "Diffusion checkpoints: sampler, ddim or dpmsolver++ (sets eval.sampler); --steps are its model evaluations.") var sampler: DiffusionSamplerKind?
+    @Option(name: .long, help: "Diffusion checkpoints: sampler, ddim, ddim-clean or dpmsolver++ (sets eval.sampler); --steps are its model evaluations.") var sampler: DiffusionSamplerKind?
     @Option(name: .long, help: "Comma-separated guidance weights, one set of rows each, e.g. 1,1.5,2 (sets eval.guidance).")
     var guidance: String?
     @Option(name: .long, help: "Euler steps of the straightness trajectories, 0 = skip (sets eval.straightness_steps).")

@@ -38,7 +38,7 @@ struct Generate: ParsableCommand {
         guidance, seed, batch size, prompts and the time convention (t=0 noise, t=1 data) as HDF5 root attributes.
 
         Diffusion teachers (teacher.kind: diffusion; their checkpoint's metadata says so) are sampled with \
-        pairs.sampler (--sampler: ddim or dpmsolver++) at pairs.steps model evaluations, with the same guidance; \
+        pairs.sampler (--sampler: ddim, ddim-clean or dpmsolver++) at pairs.steps model evaluations, with the same guidance; \
         the noise stored is the sampler's x_T and the image its output. The file's attributes then also name \
         teacher_kind, diffusion_schedule, diffusion_prediction and sampler, and `solver` holds the sampler's settings.
 
@@ -67,7 +67,7 @@ struct Generate: ParsableCommand {
     @Option(name: .long, help: "Prompt file, one per line (<empty> = unconditional); default: the dataset's training captions.")
     var prompts: String?
     @Option(name: .long, help: "Number of pairs (default: pairs.count).") var count: Int?
-    @Option(name: .long, help: "Diffusion teachers: sampler, ddim or dpmsolver++ (default: pairs.sampler).") var sampler: DiffusionSamplerKind?
+    @Option(name: .long, help: "Diffusion teachers: sampler, ddim, ddim-clean or dpmsolver++ (default: pairs.sampler).") var sampler: DiffusionSamplerKind?
     @Option(name: .long, help: ArgumentHelp("Write only part i of n (0-based), e.g. 0/4.", valueName: "i/n")) var shard: String?
     @Flag(name: .long, help: "Replace an existing output instead of resuming it.") var overwrite = false
     @OptionGroup var adapters: LoRAOptions

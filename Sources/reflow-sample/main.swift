@@ -43,7 +43,7 @@ struct ReflowSample: ParsableCommand {
     var overrides: [String] = []
     @Option(name: .long, help: "Solver steps (default: sample.steps).") var steps: Int?
     @Option(name: .long, help: "ODE solver (default: sample.solver).") var solver: SolverKind?
-    @Option(name: .long, help: "Diffusion teachers: sampler, ddim or dpmsolver++ (default: sample.sampler); --steps are its model evaluations.") var sampler: DiffusionSamplerKind?
+    @Option(name: .long, help: "Diffusion teachers: sampler, ddim, ddim-clean or dpmsolver++ (default: sample.sampler); --steps are its model evaluations.") var sampler: DiffusionSamplerKind?
     @Option(name: .long, help: "Classifier-free guidance weight, 1 = none (default: sample.guidance).") var guidance: Float?
     @Option(name: .long, help: "Noise seed: item i's noise depends only on (seed, i).") var seed = 0
     @Option(name: .long, help: "Samples per prompt.") var perPrompt = 1

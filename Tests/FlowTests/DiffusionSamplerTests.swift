@@ -57,6 +57,39 @@ final class DiffusionSamplerTests: XCTestCase {
         }
     }
 
+    /// SD's DDIM stops at alphas_cumprod[0]; `ddim-clean` (set_alpha_to_one) takes the last step
+    /// to the clean endpoint. On data with directions of (almost) no variance, as images have
+    /// (a flat background), the step-0 level still holds noise of std sigma_0 = sqrt(beta_0) =
+    /// 0.029 there. Against the exact probability-flow map at 250 steps: ddim-clean lands on the
+    /// clean endpoint, SD's DDIM on the step-0 level.
+    func testCleanDDIMEndsOnTheCleanImage() throws {
+        let flat = DiffusionFixture.Branch(mu: [0.5, -0.3, 0.1, 0.8], std: [0.3, 0.001, 0.2, 0.001])
+        let model = DiffusionFixture.gaussianModel(flat, prediction: .epsilon, alphasCumprod: sd.alphasCumprod)
+        let sdDDIM = try DDIM.stableDiffusion(schedule: sd, steps: 250, prediction: .epsilon)
+        let clean = try DDIM(schedule: sd, steps: 250, prediction: .epsilon, spacing: .leading, stepsOffset: 1, setAlphaToOne: true)
+        XCTAssertEqual(clean.timesteps, sdDDIM.timesteps)
+        // The exact map for `flat` from the first timestep to the level (a, sigma).
+        func exactFlat(toAlpha a: Double, sigma: Double) -> [Double] {
+            let s = sdDDIM.timesteps[0], (aS, sS) = (sd.alpha(s), sd.sigma(s))
+            return xT.scalars.enumerated().map { j, x in
+                let mu = Double(flat.mu[j % 4]), c = Double(flat.std[j % 4])
+                let z = (Double(x) - aS * mu) / (aS * aS * c * c + sS * sS).squareRoot()
+                return a * mu + (a * a * c * c + sigma * sigma).squareRoot() * z
+            }
+        }
+        let cleanEnd = exactFlat(toAlpha: 1, sigma: 0), stepZero = exactFlat(toAlpha: sd.alpha(0), sigma: sd.sigma(0))
+        let a = try clean.sample(model, xT: xT, record: true), b = try sdDDIM.sample(model, xT: xT, record: true)
+        XCTAssertEqual(a.trajectory?.last?.t, -1)
+        XCTAssertEqual(b.trajectory?.last?.t, 0)
+        let gap = maxError(Tensor(cleanEnd.map(Float.init), shape: xT.shape), stepZero)
+        let (cleanErr, sdErr, sdFromClean) = (maxError(a.x, cleanEnd), maxError(b.x, stepZero), maxError(b.x, cleanEnd))
+        print("ddim-clean: gap \(gap), clean error \(cleanErr), SD error \(sdErr), SD from the clean end \(sdFromClean)")
+        XCTAssertGreaterThan(gap, 0.02, "the flat directions keep sigma_0 * z at step 0")
+        XCTAssertLessThan(cleanErr, gap / 5, "ddim-clean ends on the clean image")
+        XCTAssertLessThan(sdErr, gap / 5, "SD's DDIM ends on the step-0 level")
+        XCTAssertGreaterThan(sdFromClean, gap / 2, "SD's DDIM keeps the step-0 noise")
+    }
+
     func testRecordedStepsAndNFE() throws {
         let model = DiffusionFixture.gaussianModel(data, prediction: .epsilon, alphasCumprod: sd.alphasCumprod)
         let ddim = try DDIM.stableDiffusion(schedule: sd, steps: 4, prediction: .epsilon)
