@@ -103,7 +103,14 @@ final class DiffusionLossTests: XCTestCase {
         let sd = DiffusionTeacher(schedule: .stableDiffusion, prediction: .epsilon)
         XCTAssertEqual(try DiffusionSamplerKind(name: "dpmsolver++").make(for: sd, steps: 25).timesteps.count, 25)
         XCTAssertEqual(try DiffusionSamplerKind.ddim.make(for: sd, steps: 25).timesteps.first, 961)
-        assertThrows(["unknown diffusion sampler 'euler'; valid: ddim, dpmsolver++"]) { _ = try DiffusionSamplerKind(name: "euler") }
+        // ddim-clean: SD's timesteps, but the last step goes to alpha = 1 (recorded as step -1), not step 0.
+        let clean = try DiffusionSamplerKind(name: "ddim-clean").make(for: sd, steps: 25)
+        XCTAssertEqual(clean.timesteps, try DiffusionSamplerKind.ddim.make(for: sd, steps: 25).timesteps)
+        let model = sd.model { x, _ in x * 0.5 }
+        let x = Tensor([0.3, -1.2], shape: [2, 1])
+        XCTAssertEqual(try clean.sample(model, xT: x, record: true).trajectory?.last?.t, -1)
+        XCTAssertEqual(try DiffusionSamplerKind.ddim.make(for: sd, steps: 25).sample(model, xT: x, record: true).trajectory?.last?.t, 0)
+        assertThrows(["unknown diffusion sampler 'euler'; valid: ddim, ddim-clean, dpmsolver++"]) { _ = try DiffusionSamplerKind(name: "euler") }
         assertThrows(["ddim with 0 steps"]) { _ = try DiffusionSamplerKind.ddim.make(for: sd, steps: 0) }
     }
 }

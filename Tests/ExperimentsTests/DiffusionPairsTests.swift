@@ -78,7 +78,7 @@ final class DiffusionPairsTests: XCTestCase {
             s.solverNamed = solverNamed; s.samplerNamed = samplerNamed
             try runSample(s)
         }
-        assertThrows(["\(diffusion) is a diffusion teacher (epsilon on scaled_linear(1000, 0.00085, 0.012)): it is sampled with --sampler (ddim, dpmsolver++), not an ODE --solver"]) {
+        assertThrows(["\(diffusion) is a diffusion teacher (epsilon on scaled_linear(1000, 0.00085, 0.012)): it is sampled with --sampler (ddim, ddim-clean, dpmsolver++), not an ODE --solver"]) {
             try sample(diffusion, solverNamed: true, samplerNamed: false)
         }
         assertThrows(["\(flow) is a rectified flow"]) { try sample(flow, solverNamed: false, samplerNamed: true) }
