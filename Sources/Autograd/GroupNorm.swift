@@ -160,7 +160,9 @@ enum NormKernels {
     }
 
     /// out[i] = f(a[i]) for n floats, 16 lanes at a time (VMath.map's body is not visible
-    /// across modules, so the closure would not inline through it).
+    /// across modules, so the closure would not inline through it). `out` must not overlap `a`:
+    /// a ragged end (n = 196 or 49 per channel at 14x14 and 7x7) is done as the last whole 16
+    /// lanes, recomputing a few; filling a vector lane by lane cost as much as the row.
     @inline(__always)
     static func map(_ n: Int, _ a: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ f: (V) -> V) {
         var i = 0
@@ -168,7 +170,10 @@ enum NormKernels {
             UnsafeMutableRawPointer(out + i).storeBytes(of: f(UnsafeRawPointer(a + i).loadUnaligned(as: V.self)), as: V.self)
             i += 16
         }
-        if i < n {
+        if i < n && n >= 16 {
+            let j = n - 16
+            UnsafeMutableRawPointer(out + j).storeBytes(of: f(UnsafeRawPointer(a + j).loadUnaligned(as: V.self)), as: V.self)
+        } else if i < n {
             var va = V(repeating: 0)
             for j in 0..<(n - i) { va[j] = a[i + j] }
             let r = f(va)
@@ -176,7 +181,8 @@ enum NormKernels {
         }
     }
 
-    /// out[i] = f(a[i], b[i]) for n floats, 16 lanes at a time.
+    /// out[i] = f(a[i], b[i]) for n floats, 16 lanes at a time; `out` overlaps neither input
+    /// (the ragged end is the last whole 16 lanes, as in `map`).
     @inline(__always)
     static func zip(_ n: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ f: (V, V) -> V) {
         var i = 0
@@ -185,7 +191,11 @@ enum NormKernels {
             UnsafeMutableRawPointer(out + i).storeBytes(of: r, as: V.self)
             i += 16
         }
-        if i < n {
+        if i < n && n >= 16 {
+            let j = n - 16
+            let r = f(UnsafeRawPointer(a + j).loadUnaligned(as: V.self), UnsafeRawPointer(b + j).loadUnaligned(as: V.self))
+            UnsafeMutableRawPointer(out + j).storeBytes(of: r, as: V.self)
+        } else if i < n {
             var va = V(repeating: 0), vb = V(repeating: 0)
             for j in 0..<(n - i) { va[j] = a[i + j]; vb[j] = b[i + j] }
             let r = f(va, vb)

@@ -44,7 +44,13 @@ public enum VMath {
             UnsafeMutableRawPointer(dst + i).storeBytes(of: f(v), as: V.self)
             i += 16
         }
-        if i < n {
+        if i < n && n >= 16 && (UnsafePointer(dst) + n <= src || src + n <= UnsafePointer(dst)) {
+            // A ragged end as the last whole 16 lanes (a few recomputed): rows of H*W = 196 or 49
+            // (broadcast FiLM rows) paid more for filling a vector lane by lane than for the row.
+            // Only when dst does not overlap src: in place, f would apply twice.
+            let j = n - 16
+            UnsafeMutableRawPointer(dst + j).storeBytes(of: f(UnsafeRawPointer(src + j).loadUnaligned(as: V.self)), as: V.self)
+        } else if i < n {
             var v = V(repeating: 0)
             for j in 0..<(n - i) { v[j] = src[i + j] }
             let r = f(v)

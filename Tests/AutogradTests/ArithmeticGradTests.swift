@@ -15,6 +15,22 @@ final class ArithmeticGradTests: XCTestCase {
         }
     }
 
+    /// [N, C, H, W] against [N, C, 1, 1] (a FiLM scale) walks rows of H*W; rows of 25 and 49 end
+    /// ragged (not a multiple of 16 lanes), rows of 7 are shorter than a vector. Values, both orders.
+    func testPerChannelBroadcastRowsMatchScalarMath() throws {
+        for hw in [[5, 5], [7, 7], [1, 7], [4, 4]] {
+            let a = randn([2, 3] + hw, seed: 5), b = randn([2, 3, 1, 1], seed: 6)
+            let len = hw[0] * hw[1]
+            let ab = try a * b, ba = try b - a
+            for i in 0..<a.count {
+                let bv = b.scalars[i / len]
+                XCTAssertEqual(ab.scalars[i], a.scalars[i] * bv, "a * b at \(i), rows of \(len)")
+                XCTAssertEqual(ba.scalars[i], bv - a.scalars[i], "b - a at \(i), rows of \(len)")
+            }
+        }
+        try gradCheck("mul [2, 3, 7, 7] [2, 3, 1, 1]", [randn([2, 3, 7, 7], seed: 1), randn([2, 3, 1, 1], seed: 2)]) { try $0[0] * $0[1] }
+    }
+
     func testScalarFormsAndNeg() throws {
         try gradCheck("scalar", [randn([4, 5]) * 0.5 + 2]) { x in
             let a = (x[0] * 3 + 1) - 0.5
