@@ -48,7 +48,7 @@ extension Tensor {
                 let shift = (bp?[ch] ?? 0) - mean * scale
                 let vs = SIMD16<Float>(repeating: scale), vb = SIMD16<Float>(repeating: shift)
                 let off = base + cc * spatial
-                NormKernels.map(spatial, xp + off, yp + off) { vb.addingProduct($0, vs) }
+                VMath.map(spatial, xp + off, yp + off) { vb.addingProduct($0, vs) }
             }
         }
 
@@ -159,30 +159,9 @@ enum NormKernels {
         return (sa, sb)
     }
 
-    /// out[i] = f(a[i]) for n floats, 16 lanes at a time (VMath.map's body is not visible
-    /// across modules, so the closure would not inline through it). `out` must not overlap `a`:
-    /// a ragged end (n = 196 or 49 per channel at 14x14 and 7x7) is done as the last whole 16
-    /// lanes, recomputing a few; filling a vector lane by lane cost as much as the row.
-    @inline(__always)
-    static func map(_ n: Int, _ a: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ f: (V) -> V) {
-        var i = 0
-        while i + 16 <= n {
-            UnsafeMutableRawPointer(out + i).storeBytes(of: f(UnsafeRawPointer(a + i).loadUnaligned(as: V.self)), as: V.self)
-            i += 16
-        }
-        if i < n && n >= 16 {
-            let j = n - 16
-            UnsafeMutableRawPointer(out + j).storeBytes(of: f(UnsafeRawPointer(a + j).loadUnaligned(as: V.self)), as: V.self)
-        } else if i < n {
-            var va = V(repeating: 0)
-            for j in 0..<(n - i) { va[j] = a[i + j] }
-            let r = f(va)
-            for j in 0..<(n - i) { out[i + j] = r[j] }
-        }
-    }
-
-    /// out[i] = f(a[i], b[i]) for n floats, 16 lanes at a time; `out` overlaps neither input
-    /// (the ragged end is the last whole 16 lanes, as in `map`).
+    /// out[i] = f(a[i], b[i]) for n floats, 16 lanes at a time; `out` overlaps neither input:
+    /// a ragged end (196 or 49 floats per channel at 14x14 and 7x7) is the last whole 16 lanes,
+    /// recomputing a few, as in VMath.map (filling a vector lane by lane cost as much as the row).
     @inline(__always)
     static func zip(_ n: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ f: (V, V) -> V) {
         var i = 0

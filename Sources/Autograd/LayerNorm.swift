@@ -42,7 +42,7 @@ extension Tensor {
                 case let (nil, b?):
                     NormKernels.zip(d, xp + row, b, yp + row) { xv, bv in bv.addingProduct(xv - vm, vr) }
                 case (nil, nil):
-                    NormKernels.map(d, xp + row, yp + row) { ($0 - vm) * vr }
+                    VMath.map(d, xp + row, yp + row) { ($0 - vm) * vr }
                 }
             }
         }

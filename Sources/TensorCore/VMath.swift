@@ -34,8 +34,9 @@ public enum VMath {
         return v[0]
     }
 
-    /// Applies a SIMD16 function over a buffer, 16 lanes at a time, tail padded. Inlinable, so
-    /// callers in other modules get `f` inlined instead of one closure call per vector.
+    /// Applies a SIMD16 function over a buffer, 16 lanes at a time; a ragged end is the last whole
+    /// 16 lanes when dst does not overlap src, else a padded vector. Inlinable, so callers in
+    /// other modules get `f` inlined instead of one closure call per vector.
     @inlinable @inline(__always)
     public static func map(_ n: Int, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ f: (V) -> V) {
         var i = 0
