@@ -38,13 +38,9 @@ extension Tensor {
     /// x * sigmoid(x).
     public func silu() -> Tensor {
         let x = self
-        let y = K.mapInline(x.storage) { $0 * VMathExtra.sigmoid($0) }
+        let y = K.map(x.storage, SiLU.self)
         return Tensor.result("silu", shape: x.shape, storage: y, inputs: [x]) { g in
-            // d/dx x s(x) = s (1 + x (1 - s))
-            [Tensor(shape: x.shape, storage: K.zip(g.storage, x.storage) { g, x in
-                let s = VMathExtra.sigmoid(x)
-                return g * s * (1 + x * (1 - s))
-            })]
+            [Tensor(shape: x.shape, storage: K.zip(g.storage, x.storage, SiLU.Pullback.self))]
         }
     }
 
@@ -82,5 +78,17 @@ extension K {
     @inline(__always)
     static func geluTanhInner(_ x: V) -> V {
         sqrt2OverPi * x * (1 + 0.044_715 * x * x)
+    }
+}
+
+enum SiLU: Lanewise1 {
+    @inline(__always) static func apply(_ x: K.V) -> K.V { x * VMathExtra.sigmoid(x) }
+
+    /// g * d/dx x s(x) = g * s (1 + x (1 - s)), s recomputed from x.
+    enum Pullback: Lanewise2 {
+        @inline(__always) static func apply(_ g: K.V, _ x: K.V) -> K.V {
+            let s = VMathExtra.sigmoid(x)
+            return g * s * (1 + x * (1 - s))
+        }
     }
 }
