@@ -66,21 +66,21 @@ enum K {
         return out
     }
 
-    /// Broadcasting binary kernel; `f` is applied to 16 lanes, `s` to single elements.
+    /// Broadcasting binary kernel; F applies to 16 lanes or to single elements (a type, not a
+    /// closure, so that it inlines into the loops: see Lanewise.swift).
     @inline(__always)
-    static func broadcast(_ a: Tensor, _ b: Tensor, out shape: [Int],
-                          _ f: (V, V) -> V, _ s: (Float, Float) -> Float) -> Storage {
-        if a.shape == b.shape { return zip(a.storage, b.storage, f) }
+    static func broadcast<F: Binary>(_ a: Tensor, _ b: Tensor, out shape: [Int], _: F.Type) -> Storage {
+        if a.shape == b.shape { return zip(a.storage, b.storage, F.self) }
         let out = Storage(uninitializedCount: ShapeUtil.count(shape))
         let pa = a.storage.ptr, pb = b.storage.ptr, po = out.ptr
         if b.count == 1 && a.count == out.count {
             let vb = V(repeating: pb[0])
-            Parallel.chunks(out.count) { r in VMath.map(r.count, pa + r.lowerBound, po + r.lowerBound) { f($0, vb) } }
+            Parallel.chunks(out.count) { r in VMath.map(r.count, pa + r.lowerBound, po + r.lowerBound) { F.apply($0, vb) } }
             return out
         }
         if a.count == 1 && b.count == out.count {
             let va = V(repeating: pa[0])
-            Parallel.chunks(out.count) { r in VMath.map(r.count, pb + r.lowerBound, po + r.lowerBound) { f(va, $0) } }
+            Parallel.chunks(out.count) { r in VMath.map(r.count, pb + r.lowerBound, po + r.lowerBound) { F.apply(va, $0) } }
             return out
         }
         let plan = BroadcastPlan(a.shape, b.shape, out: shape)
@@ -93,18 +93,18 @@ enum K {
                 case (1, 1):
                     var j = 0
                     while j + 16 <= len {
-                        let v = f(UnsafeRawPointer(x + j).loadUnaligned(as: V.self), UnsafeRawPointer(y + j).loadUnaligned(as: V.self))
+                        let v = F.apply(UnsafeRawPointer(x + j).loadUnaligned(as: V.self), UnsafeRawPointer(y + j).loadUnaligned(as: V.self))
                         UnsafeMutableRawPointer(o + j).storeBytes(of: v, as: V.self); j += 16
                     }
-                    while j < len { o[j] = s(x[j], y[j]); j += 1 }
+                    while j < len { o[j] = F.apply(x[j], y[j]); j += 1 }
                 case (1, 0):
                     let vy = V(repeating: y[0])
-                    VMath.map(len, x, o) { f($0, vy) }
+                    VMath.map(len, x, o) { F.apply($0, vy) }
                 case (0, 1):
                     let vx = V(repeating: x[0])
-                    VMath.map(len, y, o) { f(vx, $0) }
+                    VMath.map(len, y, o) { F.apply(vx, $0) }
                 default:
-                    let v = s(x[0], y[0])
+                    let v = F.apply(x[0], y[0])
                     for j in 0..<len { o[j] = v }
                 }
             }

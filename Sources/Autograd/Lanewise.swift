@@ -10,6 +10,8 @@ import TensorCore
 protocol Lanewise1 { static func apply(_ x: K.V) -> K.V }
 /// f(a, b) on 16 lanes.
 protocol Lanewise2 { static func apply(_ a: K.V, _ b: K.V) -> K.V }
+/// f(a, b) on 16 lanes and on single elements (broadcast rows' ends).
+protocol Binary: Lanewise2 { static func apply(_ a: Float, _ b: Float) -> Float }
 
 extension K {
     /// out[i] = F(x[i]), vectorised and parallel, F inlined.

@@ -39,6 +39,12 @@ extension K {
     static func expand(_ x: Tensor, to shape: [Int]) -> Tensor {
         if x.shape == shape { return x }
         let one = Tensor(shape: [], storage: Storage(zeros: 1))
-        return Tensor(shape: shape, storage: broadcast(x, one, out: shape, { a, _ in a }, { a, _ in a }))
+        return Tensor(shape: shape, storage: broadcast(x, one, out: shape, First.self))
+    }
+
+    /// (a, b) -> a: broadcasting against a scalar as a copy.
+    enum First: Binary {
+        @inline(__always) static func apply(_ a: V, _ b: V) -> V { a }
+        @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { a }
     }
 }

@@ -8,9 +8,9 @@ import Glibc
 // hold the input's or the output's Storage, never the output Tensor (that would be a cycle).
 
 extension K {
-    /// out[i] = f(x[i]) like `K.map`, but with the loop in this module: `f` and the @inlinable
-    /// VMathExtra math inline into it, so consecutive vectors' long dependency chains overlap
-    /// (through VMath.map each vector is a separate opaque closure call).
+    /// out[i] = f(x[i]) like `K.map`, with the loop in this module. `f` is still captured by the
+    /// parallel chunk body and called per vector; hot ops use the type-specialised loops of
+    /// Lanewise.swift instead, where f inlines.
     @inline(__always)
     static func mapInline(_ x: Storage, _ f: (V) -> V) -> Storage {
         let out = Storage(uninitializedCount: x.count)
