@@ -31,6 +31,29 @@ final class ArithmeticGradTests: XCTestCase {
         try gradCheck("mul [2, 3, 7, 7] [2, 3, 1, 1]", [randn([2, 3, 7, 7], seed: 1), randn([2, 3, 1, 1], seed: 2)]) { try $0[0] * $0[1] }
     }
 
+    /// Buffers larger than two parallel chunks with a ragged end (the type-specialised loops of
+    /// Lanewise.swift): every element equals the scalar operation, same shape and against a
+    /// one-element tensor, in both orders.
+    func testLargeBinaryOpsMatchScalarMathAcrossChunks() throws {
+        let n = 2 * Parallel.grain + 37
+        let a = randn([n], seed: 7), b = randn([n], seed: 8) * 0.1 + 2, s = randn([1], seed: 9)
+        let ops: [(String, (Tensor, Tensor) throws -> Tensor, (Float, Float) -> Float)] = [
+            ("add", { try $0 + $1 }, { $0 + $1 }), ("sub", { try $0 - $1 }, { $0 - $1 }),
+            ("mul", { try $0 * $1 }, { $0 * $1 }), ("div", { try $0 / $1 }, { $0 / $1 })]
+        for (name, op, ref) in ops {
+            let av = a.scalars, bv = b.scalars, sv = s.scalars[0]
+            let cases: [(String, [Float], (Int) -> Float)] = [
+                ("same shape", try op(a, b).scalars, { ref(av[$0], bv[$0]) }),
+                ("against [1]", try op(a, s).scalars, { ref(av[$0], sv) }),
+                ("[1] against it", try op(s, a).scalars, { ref(sv, av[$0]) })]
+            for (form, got, want) in cases {
+                // One assertion per case: the first element that differs, if any.
+                let bad = (0..<n).first { got[$0] != want($0) }
+                XCTAssertNil(bad, "\(name) \(form): element \(bad ?? -1) of \(n) is \(bad.map { got[$0] } ?? 0), want \(bad.map(want) ?? 0)")
+            }
+        }
+    }
+
     func testScalarFormsAndNeg() throws {
         try gradCheck("scalar", [randn([4, 5]) * 0.5 + 2]) { x in
             let a = (x[0] * 3 + 1) - 0.5

@@ -165,6 +165,21 @@ extension UnaryGradTests {
         }
     }
 
+    /// SiLU's pullback against its exact derivative s (1 + x (1 - s)) over more than two parallel
+    /// chunks with a ragged end (its loops are the type-specialised ones of Lanewise.swift).
+    func testSiLUDerivativeAgainstDoubleAcrossChunks() throws {
+        let xs = grid(-12, 12, 2 * Parallel.grain + 53)
+        let up = (0..<xs.count).map { Float(($0 % 7) - 3) * 0.25 }
+        let x = Tensor(xs, shape: [xs.count], requiresGrad: true)
+        x.silu().backward(Tensor(up, shape: [xs.count]))
+        let g = x.grad!.scalars
+        for (i, xf) in xs.enumerated() {
+            let xd = Double(xf), s = 1 / (1 + Foundation.exp(-xd))
+            let ref = Double(up[i]) * s * (1 + xd * (1 - s))
+            XCTAssertEqual(Double(g[i]), ref, accuracy: 2e-6 * max(1, Swift.abs(ref)), "silu'(\(xf)) at \(i)")
+        }
+    }
+
     func testMSELoss() throws {
         let a = randn([4, 9], seed: 1), b = randn([4, 9], seed: 2)
         let l = try mseLoss(a, b)
