@@ -71,19 +71,23 @@ import Glibc
 /// next loop, which usually follows within microseconds, then sleeps on its semaphore; the
 /// caller likewise spins briefly for the workers' parts before sleeping. Sleeping on every
 /// hand-off cost ~10-50 us per parallel loop (futex wake + reschedule) and made 2 threads only
-/// 1.2x one on a U-Net training step. A nested or concurrent call (the pool already taken) runs
-/// its parts serially.
+/// 1.2x one on a U-Net training step. Each handed part is claimed before it runs, by its worker
+/// or, once the caller is done with part 0, by the caller: when another process holds the
+/// worker's core, the caller runs the part itself instead of waiting a scheduler slice for it.
+/// A nested or concurrent call (the pool already taken) runs its parts serially.
 public enum ThreadPool {
     /// How long an idle thread spins before sleeping.
     public static let spinNanos: UInt64 = 100_000
 
-    /// A counter and a "sleeping" flag, shared through C atomics (sequentially consistent).
-    /// A worker counts the tasks handed to it; the pool counts the parts still running.
+    /// A counter, a "sleeping" flag and a "claimed" flag, shared through C atomics (sequentially
+    /// consistent). A worker counts the tasks handed to it; the pool counts the parts still running.
     final class Flags: @unchecked Sendable {
-        let p = UnsafeMutablePointer<Int>.allocate(capacity: 2)
-        init() { p.initialize(repeating: 0, count: 2) }
+        let p = UnsafeMutablePointer<Int>.allocate(capacity: 3)
+        init() { p.initialize(repeating: 0, count: 3) }
         var counter: UnsafeMutablePointer<Int> { p }
         var sleeping: UnsafeMutablePointer<Int> { p + 1 }
+        /// 0 while the handed part waits to run; whoever sets it to 1 runs it.
+        var claimed: UnsafeMutablePointer<Int> { p + 2 }
     }
 
     final class Worker: @unchecked Sendable {
@@ -96,8 +100,13 @@ public enum ThreadPool {
             var seen = 0
             while true {
                 seen = waitForTask(after: seen)
-                runTask()
-                ThreadPool.finishPart()
+                // The caller may have run the part already (then it also counted it done). A
+                // stale count can meet a newer hand-off's part here: task and index are that
+                // part's, written before its claim flag was reset, so running it is right.
+                if rf_atomic_cas(flags.claimed, 0, 1) != 0 {
+                    runTask()
+                    ThreadPool.finishPart()
+                }
             }
         }
 
@@ -129,6 +138,7 @@ public enum ThreadPool {
         func hand(_ body: @escaping (Int) -> Void, index k: Int) {
             task = body
             index = k
+            rf_atomic_store(flags.claimed, 0)
             _ = rf_atomic_add(flags.counter, 1)
             if rf_atomic_exchange(flags.sleeping, 0) != 0 { wake.signal() }
         }
@@ -177,6 +187,11 @@ public enum ThreadPool {
             rf_atomic_store(running.counter, parts - 1)
             for k in 1..<parts { workers[k - 1].hand(body, index: k) }
             body(0)
+            // Parts no worker has started yet (descheduled, or still waking): run them here.
+            for k in 1..<parts where rf_atomic_cas(workers[k - 1].flags.claimed, 0, 1) != 0 {
+                body(k)
+                _ = rf_atomic_add(running.counter, -1)
+            }
             if spin(until: { rf_atomic_load(running.counter) == 0 ? true : nil }) == nil {
                 // Only the count says the parts are done: a signal can be stale (a worker of an
                 // earlier call, descheduled between its decrement and its exchange, signals late

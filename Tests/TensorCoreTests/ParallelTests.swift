@@ -1,5 +1,8 @@
 import XCTest
 import TensorCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Naive row-major reference C = op(A) op(B), in Double.
 func referenceProduct(_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ a: [Float], _ b: [Float]) -> [Float] {
@@ -71,6 +74,26 @@ final class ParallelTests: XCTestCase {
             for p in 0..<parts { XCTAssertEqual(counts[p], 1, "round \(round): part \(p) ran \(counts[p]) times") }
             if round % 100 == 0 { usleep(UInt32(ThreadPool.spinNanos / 1000) * 3) }
         }
+    }
+
+    /// A part no worker has started when the caller finishes part 0 is run by the caller: with
+    /// the worker asleep (after a pause longer than its spin) its wake-up takes microseconds, so
+    /// the caller gets there first. Every part still runs once, on one thread.
+    func testCallerRunsPartsNoWorkerHasStarted() {
+        Runtime.threads = 2
+        let ranOn = UnsafeMutablePointer<pthread_t>.allocate(capacity: 2)
+        let runs = UnsafeMutablePointer<Int>.allocate(capacity: 2)
+        defer { ranOn.deallocate(); runs.deallocate() }
+        var byCaller = 0
+        for round in 0..<50 {
+            usleep(UInt32(ThreadPool.spinNanos / 1000) * 3)
+            runs.initialize(repeating: 0, count: 2)
+            ThreadPool.perform(2) { p in ranOn[p] = pthread_self(); runs[p] += 1 }
+            XCTAssertEqual([runs[0], runs[1]], [1, 1], "round \(round)")
+            XCTAssertNotEqual(pthread_equal(ranOn[0], pthread_self()), 0, "part 0 runs on the caller")
+            if pthread_equal(ranOn[1], pthread_self()) != 0 { byCaller += 1 }
+        }
+        XCTAssertGreaterThan(byCaller, 0, "the caller never ran a part its sleeping worker had not started")
     }
 
     /// Coalesced broadcasting gives the plain index arithmetic's offsets.
