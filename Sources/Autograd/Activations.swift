@@ -8,7 +8,7 @@ extension Tensor {
     // MARK: relu
     public func relu() -> Tensor {
         let x = self
-        let y = K.mapInline(x.storage) { $0.replacing(with: 0, where: $0 .< 0) }
+        let y = K.map(x.storage) { $0.replacing(with: 0, where: $0 .< 0) }
         return Tensor.result("relu", shape: x.shape, storage: y, inputs: [x]) { g in
             [Tensor(shape: x.shape, storage: K.zip(g.storage, x.storage) { g, x in
                 g.replacing(with: 0, where: .!(x .> 0))
@@ -19,7 +19,7 @@ extension Tensor {
     // MARK: sigmoid
     public func sigmoid() -> Tensor {
         let x = self
-        let y = K.mapInline(x.storage) { VMathExtra.sigmoid($0) }
+        let y = K.map(x.storage) { VMathExtra.sigmoid($0) }
         return Tensor.result("sigmoid", shape: x.shape, storage: y, inputs: [x]) { g in
             [Tensor(shape: x.shape, storage: K.zip(g.storage, y) { g, y in g * y * (1 - y) })]
         }
@@ -28,7 +28,7 @@ extension Tensor {
     // MARK: tanh
     public func tanh() -> Tensor {
         let x = self
-        let y = K.mapInline(x.storage) { VMathExtra.tanh($0) }
+        let y = K.map(x.storage) { VMathExtra.tanh($0) }
         return Tensor.result("tanh", shape: x.shape, storage: y, inputs: [x]) { g in
             [Tensor(shape: x.shape, storage: K.zip(g.storage, y) { g, y in g * (1 - y * y) })]
         }
@@ -51,8 +51,8 @@ extension Tensor {
     public func gelu(approximate: Bool = false) -> Tensor {
         let x = self
         let y = approximate
-            ? K.mapInline(x.storage) { x in x * VMathExtra.sigmoid(2 * K.geluTanhInner(x)) }
-            : K.mapInline(x.storage) { x in x * VMathExtra.normalCDF(x) }
+            ? K.map(x.storage) { x in x * VMathExtra.sigmoid(2 * K.geluTanhInner(x)) }
+            : K.map(x.storage) { x in x * VMathExtra.normalCDF(x) }
         return Tensor.result("gelu", shape: x.shape, storage: y, inputs: [x]) { g in
             let gx = approximate
                 ? K.zip(g.storage, x.storage) { g, x in

@@ -22,20 +22,7 @@ enum K {
         let out = Storage(uninitializedCount: x.count)
         let a = x.ptr, b = y.ptr, dst = out.ptr
         Parallel.chunks(x.count) { r in
-            var i = r.lowerBound
-            while i + 16 <= r.upperBound {
-                let va = UnsafeRawPointer(a + i).loadUnaligned(as: V.self)
-                let vb = UnsafeRawPointer(b + i).loadUnaligned(as: V.self)
-                UnsafeMutableRawPointer(dst + i).storeBytes(of: f(va, vb), as: V.self)
-                i += 16
-            }
-            if i < r.upperBound {
-                var va = V(repeating: 0), vb = V(repeating: 0)
-                let n = r.upperBound - i
-                for j in 0..<n { va[j] = a[i + j]; vb[j] = b[i + j] }
-                let vr = f(va, vb)
-                for j in 0..<n { dst[i + j] = vr[j] }
-            }
+            NormKernels.zip(r.count, a + r.lowerBound, b + r.lowerBound, dst + r.lowerBound, f)
         }
         return out
     }
@@ -47,21 +34,7 @@ enum K {
         let out = Storage(uninitializedCount: x.count)
         let a = x.ptr, b = y.ptr, c = z.ptr, dst = out.ptr
         Parallel.chunks(x.count) { r in
-            var i = r.lowerBound
-            while i + 16 <= r.upperBound {
-                let va = UnsafeRawPointer(a + i).loadUnaligned(as: V.self)
-                let vb = UnsafeRawPointer(b + i).loadUnaligned(as: V.self)
-                let vc = UnsafeRawPointer(c + i).loadUnaligned(as: V.self)
-                UnsafeMutableRawPointer(dst + i).storeBytes(of: f(va, vb, vc), as: V.self)
-                i += 16
-            }
-            if i < r.upperBound {
-                var va = V(repeating: 0), vb = V(repeating: 0), vc = V(repeating: 0)
-                let n = r.upperBound - i
-                for j in 0..<n { va[j] = a[i + j]; vb[j] = b[i + j]; vc[j] = c[i + j] }
-                let vr = f(va, vb, vc)
-                for j in 0..<n { dst[i + j] = vr[j] }
-            }
+            LayerNormKernels.zip3(r.count, a + r.lowerBound, b + r.lowerBound, c + r.lowerBound, dst + r.lowerBound, f)
         }
         return out
     }

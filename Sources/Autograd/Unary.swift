@@ -8,30 +8,6 @@ import Glibc
 // hold the input's or the output's Storage, never the output Tensor (that would be a cycle).
 
 extension K {
-    /// out[i] = f(x[i]) like `K.map`, with the loop in this module. `f` is still captured by the
-    /// parallel chunk body and called per vector; hot ops use the type-specialised loops of
-    /// Lanewise.swift instead, where f inlines.
-    @inline(__always)
-    static func mapInline(_ x: Storage, _ f: (V) -> V) -> Storage {
-        let out = Storage(uninitializedCount: x.count)
-        let src = x.ptr, dst = out.ptr
-        Parallel.chunks(x.count) { r in
-            var i = r.lowerBound
-            while i + 16 <= r.upperBound {
-                UnsafeMutableRawPointer(dst + i).storeBytes(of: f(UnsafeRawPointer(src + i).loadUnaligned(as: V.self)), as: V.self)
-                i += 16
-            }
-            if i < r.upperBound {
-                let n = r.upperBound - i
-                var v = V(repeating: 0)
-                for j in 0..<n { v[j] = src[i + j] }
-                let y = f(v)
-                for j in 0..<n { dst[i + j] = y[j] }
-            }
-        }
-        return out
-    }
-
     /// exp with IEEE edges: VMathExtra.exp clamps its argument to [-87.3, 88.3], so blocks holding
     /// a lane outside that range (or a NaN) take exp(x/2)^2, which overflows to inf and
     /// underflows through the denormals like expf. Rare, hence a per-block branch.
@@ -63,15 +39,15 @@ extension K {
         switch p {
         case 0: return Storage(repeating: 1, count: x.count)
         case 1: return x.copy()
-        case 2: return mapInline(x) { $0 * $0 }
-        case 0.5: return mapInline(x) { VMathExtra.sqrt($0) }
-        case -0.5: return mapInline(x) { V(repeating: 1) / VMathExtra.sqrt($0) }
-        case -1: return mapInline(x) { V(repeating: 1) / $0 }
+        case 2: return map(x) { $0 * $0 }
+        case 0.5: return map(x) { VMathExtra.sqrt($0) }
+        case -0.5: return map(x) { V(repeating: 1) / VMathExtra.sqrt($0) }
+        case -1: return map(x) { V(repeating: 1) / $0 }
         default: break
         }
         if p == p.rounded(), abs(p) <= 64 {
             let n = Int(abs(p))
-            return p > 0 ? mapInline(x) { powInt($0, n) } : mapInline(x) { V(repeating: 1) / powInt($0, n) }
+            return p > 0 ? map(x) { powInt($0, n) } : map(x) { V(repeating: 1) / powInt($0, n) }
         }
         let out = Storage(uninitializedCount: x.count)
         let src = x.ptr, dst = out.ptr
@@ -86,7 +62,7 @@ extension Tensor {
     // MARK: exp
     public func exp() -> Tensor {
         let x = self
-        let y = K.mapInline(x.storage) { K.expFull($0) }
+        let y = K.map(x.storage) { K.expFull($0) }
         return Tensor.result("exp", shape: x.shape, storage: y, inputs: [x]) { g in
             [Tensor(shape: x.shape, storage: K.zip(g.storage, y) { $0 * $1 })]  // d e^x = e^x
         }
@@ -95,7 +71,7 @@ extension Tensor {
     // MARK: log
     public func log() -> Tensor {
         let x = self
-        let y = K.mapInline(x.storage) { VMathExtra.log($0) }
+        let y = K.map(x.storage) { VMathExtra.log($0) }
         return Tensor.result("log", shape: x.shape, storage: y, inputs: [x]) { g in
             [Tensor(shape: x.shape, storage: K.zip(g.storage, x.storage) { $0 / $1 })]
         }
@@ -104,7 +80,7 @@ extension Tensor {
     // MARK: sqrt
     public func sqrt() -> Tensor {
         let x = self
-        let y = K.mapInline(x.storage) { VMathExtra.sqrt($0) }
+        let y = K.map(x.storage) { VMathExtra.sqrt($0) }
         return Tensor.result("sqrt", shape: x.shape, storage: y, inputs: [x]) { g in
             [Tensor(shape: x.shape, storage: K.zip(g.storage, y) { $0 * 0.5 / $1 })]  // 1 / (2 sqrt x)
         }
@@ -129,7 +105,7 @@ extension Tensor {
     // MARK: abs
     public func abs() -> Tensor {
         let x = self
-        let y = K.mapInline(x.storage) { VMathExtra.abs($0) }
+        let y = K.map(x.storage) { VMathExtra.abs($0) }
         return Tensor.result("abs", shape: x.shape, storage: y, inputs: [x]) { g in
             // sign(x) * g, with sign(0) = 0 as in torch.
             [Tensor(shape: x.shape, storage: K.zip(g.storage, x.storage) { g, x in
@@ -142,7 +118,7 @@ extension Tensor {
     // MARK: square
     public func square() -> Tensor {
         let x = self
-        let y = K.mapInline(x.storage) { $0 * $0 }
+        let y = K.map(x.storage) { $0 * $0 }
         return Tensor.result("square", shape: x.shape, storage: y, inputs: [x]) { g in
             [Tensor(shape: x.shape, storage: K.zip(g.storage, x.storage) { 2 * $0 * $1 })]
         }
