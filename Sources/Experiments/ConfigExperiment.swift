@@ -188,6 +188,7 @@ public struct TrainSection: ConfigSection, Equatable {
     public var minLRRatio: Float = 0.1
     public var gradClip: Float = 1
     public var emaDecay: Float = 0.999
+    public var emaWarmup = false
     public var captionDropout: Float = 0.1
     public var timeSampling = TimeSampling.uniform
     public var timeEps: Float = 0
@@ -209,11 +210,13 @@ public struct TrainSection: ConfigSection, Equatable {
     public var settings: TrainSettings {
         let decay: LRSchedule.Decay = schedule == .cosine
             ? .cosine(totalSteps: steps, floor: Double(lr * minLRRatio)) : .constant
-        return TrainSettings(steps: steps, batchSize: batchSize,
-                             schedule: LRSchedule(base: Double(lr), warmupSteps: warmup, decay: decay),
-                             weightDecay: weightDecay, gradClip: gradClip, emaDecay: emaDecay,
-                             captionDropout: captionDropout, checkpointEvery: checkpointEvery,
-                             sampleEvery: sampleEvery, logEvery: logEvery)
+        var s = TrainSettings(steps: steps, batchSize: batchSize,
+                              schedule: LRSchedule(base: Double(lr), warmupSteps: warmup, decay: decay),
+                              weightDecay: weightDecay, gradClip: gradClip, emaDecay: emaDecay,
+                              captionDropout: captionDropout, checkpointEvery: checkpointEvery,
+                              sampleEvery: sampleEvery, logEvery: logEvery)
+        s.emaWarmup = emaWarmup
+        return s
     }
 
     /// How t is drawn for the rectified-flow loss.
@@ -235,6 +238,11 @@ public struct TrainSection: ConfigSection, Equatable {
         try v.field("min_lr_ratio", &minLRRatio, doc: "cosine: final lr as a fraction of lr")
         try v.field("grad_clip", &gradClip, doc: "clip the global gradient norm to this (0 = off)")
         try v.field("ema_decay", &emaDecay, doc: "EMA of weights used for sampling (0 = off)")
+        // Dumped only when on: the dump is what stage hashes are made of, and runs from before
+        // this key existed must stay up to date.
+        if v.mode != .dump || emaWarmup {
+            try v.field("ema_warmup", &emaWarmup, doc: "EMA warm-up: decay min(ema_decay, (1 + k) / (10 + k)) at update k (diffusers' default); for stages started from weights that predict something else (a 2-RF from an eps teacher)")
+        }
         try v.field("caption_dropout", &captionDropout, doc: "probability of an empty caption (enables guidance)")
         try v.field("time_sampling", &timeSampling, doc: "distribution of t")
         try v.field("time_eps", &timeEps, doc: "draw t from [time_eps, 1 - time_eps]")

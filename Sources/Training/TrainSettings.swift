@@ -13,6 +13,8 @@ public struct TrainSettings: Equatable {
     public var gradClip: Float
     /// EMA of the weights (0 = off).
     public var emaDecay: Float
+    /// EMA warm-up (`EMA.warmup`): min(decay, (1 + k) / (10 + k)) at update k.
+    public var emaWarmup = false
     /// Probability of replacing a caption by the empty one (what makes guidance possible).
     public var captionDropout: Float
     /// Steps between checkpoints, sample grids and metrics lines (0 = only at the end).

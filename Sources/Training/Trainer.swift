@@ -142,6 +142,7 @@ public final class Trainer {
         trained = options.trained ?? model
         optimizer = AdamW(trained.namedParameters(), lr: s.schedule.base, weightDecay: Double(s.weightDecay))
         ema = s.emaDecay > 0 ? EMA(trained.namedParameters(), decay: s.emaDecay) : nil
+        ema?.warmup = s.emaWarmup
         schedule = s.schedule
     }
 

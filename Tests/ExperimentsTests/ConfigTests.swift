@@ -76,6 +76,22 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(try loadConfig(ExperimentConfig.self, yaml: "", source: "empty.yaml"), ExperimentConfig())
     }
 
+    /// ema_warmup decodes per stage, and appears in a dump only when on: stage hashes are made
+    /// of dumps, and runs made before the key existed must stay up to date.
+    func testEMAWarmupKeyDumpedOnlyWhenOn() throws {
+        let c = try loadConfig(ExperimentConfig.self, yaml: "reflow:\n  ema_warmup: true\n", source: "x.yaml")
+        XCTAssertTrue(c.reflow.emaWarmup)
+        XCTAssertTrue(c.reflow.settings.emaWarmup)
+        XCTAssertFalse(c.teacher.emaWarmup)
+        XCTAssertFalse(c.teacher.settings.emaWarmup)
+        XCTAssertTrue(dumpConfig(c.reflow).contains("ema_warmup: true"))
+        XCTAssertFalse(dumpConfig(c.teacher).contains("ema_warmup"))
+        XCTAssertEqual(dumpConfig(c.teacher), dumpConfig(ExperimentConfig().teacher))
+        // The dump reads back to the same config.
+        XCTAssertEqual(try loadConfig(ExperimentConfig.self, yaml: dumpConfig(c), source: "dump.yaml"), c)
+        XCTAssertTrue(configHelp(ExperimentConfig.self).contains("reflow.ema_warmup"))
+    }
+
     func testUnknownKeySuggestsNearest() {
         let yaml = """
         name: run

@@ -155,6 +155,49 @@ final class OptimizerTests: XCTestCase {
         }
     }
 
+    /// Warm-up as diffusers' EMAModel (use_ema_warmup off) decays: update 0 copies the weights,
+    /// update k uses min(decay, (1 + k) / (10 + k)). The starting weights' share after n updates
+    /// is then prod_{k=1}^{n-1} (1 + k) / (10 + k) = 10! n! / (n + 9)!, against decay^n without it.
+    func testEMAWarmup() throws {
+        let p = Tensor([1, 2], shape: [2], requiresGrad: true)
+        let ema = EMA([("p", p)], decay: 0.999)
+        ema.warmup = true
+        XCTAssertEqual(ema.currentDecay, 0)
+        p.storage.ptr[0] = 5; p.storage.ptr[1] = -1
+        ema.update()
+        XCTAssertEqual(ema.shadow[0].scalars, [5, -1], "update 0 copies the weights")
+        XCTAssertEqual(ema.currentDecay, 2.0 / 11.0, accuracy: 1e-15)
+        p.storage.ptr[0] = 3; p.storage.ptr[1] = 4
+        ema.update()
+        assertClose(ema.shadow[0].scalars, [5 - (9.0 / 11.0) * 2, -1 + (9.0 / 11.0) * 5], atol: 1e-6, rtol: 1e-6, "update 1")
+        XCTAssertEqual(ema.currentDecay, 0.25, accuracy: 1e-15)
+
+        // The starting weights' share: shadow of a 1 followed by zeros.
+        let q = Tensor([1], shape: [1], requiresGrad: true)
+        let warm = EMA([("q", q)], decay: 0.999), plain = EMA([("q", q)], decay: 0.999)
+        warm.warmup = true
+        warm.update(); plain.update()
+        q.storage.ptr[0] = 0
+        let n = 20
+        for _ in 1..<n { warm.update(); plain.update() }
+        var share = 3_628_800.0  // 10!
+        for k in (n + 1)...(n + 9) { share /= Double(k) }
+        XCTAssertEqual(Double(warm.shadow[0].scalars[0]), share, accuracy: share * 1e-4)
+        XCTAssertEqual(Double(plain.shadow[0].scalars[0]), pow(0.999, Double(n - 1)), accuracy: 1e-5)
+        // Late updates use the configured decay.
+        while warm.updates < 9_000 { warm.update() }
+        XCTAssertEqual(warm.currentDecay, 0.999)
+
+        // Resume: the update count carries the warm-up's position.
+        let r = Tensor([0, 0], shape: [2], requiresGrad: true)
+        let resumed = EMA([("p", r)], decay: 0.999)
+        resumed.warmup = true
+        try resumed.importState(ema.exportState())
+        r.storage.ptr.update(from: p.storage.ptr, count: 2)
+        ema.update(); resumed.update()
+        XCTAssertEqual(resumed.shadow[0].scalars, ema.shadow[0].scalars)
+    }
+
     func testLRSchedule() {
         let cos = LRSchedule(base: 1.0, warmupSteps: 4, decay: .cosine(totalSteps: 12, floor: 0.1))
         let expected: [(Int, Double)] = [(0, 0.25), (1, 0.5), (3, 1.0), (4, 1.0), (8, 0.55), (12, 0.1), (50, 0.1)]
