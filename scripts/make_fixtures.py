@@ -102,6 +102,12 @@ case("matmul", lambda a, b: a @ b, [rnd(9, 17), rnd(17, 6)])
 case("matmul3d", lambda a, b: a @ b, [rnd(2, 5, 17), rnd(17, 6)])
 case("bmm", torch.bmm, [rnd(3, 5, 7), rnd(3, 7, 4)])
 case("bmm_t", lambda a, b: torch.bmm(a, b.transpose(1, 2)), [rnd(3, 5, 7), rnd(3, 4, 7)])
+# The fused linear op (added later): drawn from a saved RNG state that is then restored, so every
+# case after it keeps the values it had before. The first is large enough for the split sgemm.
+_rng = torch.get_rng_state()
+case("linear", F.linear, [rnd(2, 20, 96), rnd(144, 96, scale=0.1), rnd(144)])
+case("linear_nobias", F.linear, [rnd(3, 5, 16), rnd(8, 16, scale=0.3)])
+torch.set_rng_state(_rng)
 # Convolution, pooling, upsampling
 case("conv3x3", lambda x, w, b: F.conv2d(x, w, b, stride=1, padding=1),
      [rnd(2, 3, 9, 8), rnd(5, 3, 3, 3, scale=0.3), rnd(5)], {"stride": 1, "padding": 1})

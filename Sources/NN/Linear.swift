@@ -2,8 +2,9 @@ import Autograd
 import TensorCore
 
 /// y = x W^T + b over the last axis, with torch.nn.Linear's layout (weight [out, in], bias
-/// [out]) so state dicts move between the two unchanged. The product runs as one sgemm with
-/// a transposed right operand (a batch-1 bmm), so neither pass copies the weight.
+/// [out]) so state dicts move between the two unchanged. One fused op (`Tensor.linear`): the
+/// product runs as one sgemm with a transposed right operand onto the bias rows, so neither pass
+/// copies the weight.
 public final class Linear: Layer {
     public let inFeatures: Int
     public let outFeatures: Int
@@ -33,11 +34,7 @@ public final class Linear: Layer {
         guard x.rank >= 1, x.shape[x.rank - 1] == inFeatures else {
             throw ShapeError(op: "Linear", "input \(x.shape) must end in \(inFeatures) features (layer \(inFeatures) -> \(outFeatures))")
         }
-        let m = x.count / inFeatures
-        let y = try x.reshaped([1, m, inFeatures])
-            .bmm(weight.reshaped([1, outFeatures, inFeatures]), transposeRight: true)
-            .reshaped(Array(x.shape.dropLast()) + [outFeatures])
-        let out = try bias.map { try y + $0 } ?? y
+        let out = try x.linear(weight: weight, bias: bias)
         return adapters.isEmpty ? out : try addAdapters(adapters, input: x, output: out)
     }
 }

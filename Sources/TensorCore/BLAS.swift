@@ -19,7 +19,7 @@ public enum BLAS {
                              m: Int, n: Int, k: Int, alpha: Float = 1,
                              a: UnsafePointer<Float>, lda: Int,
                              b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
-                             c: UnsafeMutablePointer<Float>, ldc: Int) {
+                             c: UnsafeMutablePointer<Float>, ldc: Int, oneThread: Bool = false) {
         if m == 0 || n == 0 { return }
         if k == 0 {
             // BLAS leaves C scaled by beta; make the empty-sum case explicit.
@@ -28,7 +28,7 @@ public enum BLAS {
         }
         _ = serialOpenBLAS
         let threads = Runtime.threads
-        guard threads > 1, m * n * k >= parallelWork, max(m, n) >= 32 else {
+        guard threads > 1, !oneThread, m * n * k >= parallelWork, max(m, n) >= 32 else {
             serial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }

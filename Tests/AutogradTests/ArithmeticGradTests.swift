@@ -68,6 +68,25 @@ final class ArithmeticGradTests: XCTestCase {
         try gradCheck("bmm^T", [randn([2, 4, 6], seed: 1), randn([2, 3, 6], seed: 2)]) { try $0[0].bmm($0[1], transposeRight: true) }
     }
 
+    /// The fused x W^T + b: gradients of all three inputs, 2-D and 3-D inputs, with and without bias;
+    /// and its output equals the product plus a broadcast bias in the split-sgemm case too.
+    func testLinear() throws {
+        try gradCheck("linear", [randn([5, 7], seed: 1), randn([3, 7], seed: 2), randn([3], seed: 3)]) {
+            try $0[0].linear(weight: $0[1], bias: $0[2])
+        }
+        try gradCheck("linear 3d", [randn([2, 4, 6], seed: 1), randn([5, 6], seed: 2), randn([5], seed: 3)]) {
+            try $0[0].linear(weight: $0[1], bias: $0[2])
+        }
+        try gradCheck("linear no bias", [randn([2, 4, 6], seed: 1), randn([5, 6], seed: 2)]) {
+            try $0[0].linear(weight: $0[1], bias: nil)
+        }
+        let x = randn([96, 80], seed: 4), w = randn([112, 80], seed: 5), b = randn([112], seed: 6)
+        let fused = try x.linear(weight: w, bias: b)
+        let ref = try x.matmul(w.transposed(0, 1)) + b
+        XCTAssertEqual(fused.shape, [96, 112])
+        for i in 0..<fused.count { XCTAssertEqual(fused.scalars[i], ref.scalars[i], accuracy: 1e-4, "element \(i)") }
+    }
+
     func testReductionsAndReshape() throws {
         try gradCheck("sum all", [randn([3, 4, 5])]) { try $0[0].sum() }
         try gradCheck("sum axes", [randn([3, 4, 5])]) { try $0[0].sum(axes: [0, 2]) }
@@ -98,6 +117,12 @@ final class ArithmeticGradTests: XCTestCase {
         }
         XCTAssertThrowsError(try randn([2, 3]).matmul(randn([4, 5]))) { e in
             XCTAssertTrue("\(e)".contains("matmul") && "\(e)".contains("[2, 3]") && "\(e)".contains("[4, 5]"), "\(e)")
+        }
+        XCTAssertThrowsError(try randn([2, 3]).linear(weight: randn([4, 5]), bias: nil)) { e in
+            XCTAssertEqual("\(e)", "linear: input [2, 3] must end in 5 features (weight [4, 5])")
+        }
+        XCTAssertThrowsError(try randn([2, 5]).linear(weight: randn([4, 5]), bias: randn([5]))) { e in
+            XCTAssertEqual("\(e)", "linear: bias must be [4] for weight [4, 5], got [5]")
         }
     }
 }

@@ -82,6 +82,8 @@ private let matmulOps: [String: FixtureOp] = [
     "matmul3d": { x, _ in try x[0].matmul(x[1]) },
     "bmm": { x, _ in try x[0].bmm(x[1]) },
     "bmm_t": { x, _ in try x[0].bmm(x[1], transposeRight: true) },
+    "linear": { x, _ in try x[0].linear(weight: x[1], bias: x[2]) },
+    "linear_nobias": { x, _ in try x[0].linear(weight: x[1], bias: nil) },
 ]
 
 private let convOps: [String: FixtureOp] = [
