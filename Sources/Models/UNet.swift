@@ -31,12 +31,12 @@ public final class ResBlock: Module {
     }
 
     public func callAsFunction(_ x: Tensor, emb: Tensor) throws -> Tensor {
-        var h = try conv1(norm1(x).silu())
+        var h = try conv1(norm1.normSiLU(x))
         let ss = try film(emb).reshaped([x.shape[0], 2 * outChannels, 1, 1])
         let scale = try ss.slice(axis: 1, range: 0..<outChannels)
         let shift = try ss.slice(axis: 1, range: outChannels..<(2 * outChannels))
         h = try h * (scale + 1) + shift
-        h = try norm2(h).silu()
+        h = try norm2.normSiLU(h)
         if dropout > 0 { h = h.dropout(p: dropout, rng: &rng, training: isTraining) }
         h = try conv2(h)
         return try (skip.map { try $0(x) } ?? x) + h
@@ -176,6 +176,6 @@ public final class UNet: VelocityNetwork {
             h = try up[j](h, emb: emb, text: text)
             if j < upsample.count { h = try upsample[j](h.upsampleNearest2d(scale: 2)) }
         }
-        return try outConv(outNorm(h).silu())
+        return try outConv(outNorm.normSiLU(h))
     }
 }

@@ -61,6 +61,11 @@ public final class GroupNorm: Layer {
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         try x.groupNorm(groups: groups, weight: weight, bias: bias, eps: eps)
     }
+
+    /// silu(self(x)) as one fused op (`Tensor.groupNormSiLU`): the same values, one pass fewer.
+    public func normSiLU(_ x: Tensor) throws -> Tensor {
+        try x.groupNormSiLU(groups: groups, weight: weight, bias: bias, eps: eps)
+    }
 }
 
 /// Layer normalisation over the last axis (weight 1, bias 0 at init).

@@ -70,6 +70,44 @@ final class NormGradTests: XCTestCase {
         }
     }
 
+    func testGroupNormSiLUGradients() throws {
+        for (k, (shape, groups)) in gnCases.enumerated() {
+            let c = shape[1]
+            try gradCheck("groupNormSiLU \(shape) g\(groups) affine",
+                          [randn(shape, seed: UInt64(k)), randn([c], seed: 20) + 1, randn([c], seed: 21)]) {
+                try $0[0].groupNormSiLU(groups: groups, weight: $0[1], bias: $0[2])
+            }
+            try gradCheck("groupNormSiLU \(shape) g\(groups)", [randn(shape, seed: UInt64(k))]) {
+                try $0[0].groupNormSiLU(groups: groups, weight: nil, bias: nil)
+            }
+        }
+    }
+
+    /// The fused op promises the two ops' values bit for bit (so no result of a chain moves):
+    /// output and all three gradients, at the U-Net's ragged 14x14 and 7x7 rows and a 28x28
+    /// batch large enough for the parallel path; also with the input a constant.
+    func testGroupNormSiLUEqualsTheTwoOpsExactly() throws {
+        for (shape, groups) in [([16, 32, 28, 28], 8), ([4, 64, 14, 14], 8), ([3, 16, 7, 7], 4), ([2, 8, 3, 5], 2)] {
+            let c = shape[1]
+            for needX in [true, false] {
+                func run(_ fused: Bool) throws -> [[Float]] {
+                    let x = randn(shape, seed: 7), w = randn([c], seed: 8) + 1, b = randn([c], seed: 9)
+                    let proj = randn(shape, seed: 10)
+                    x.requiresGrad = needX; w.requiresGrad = true; b.requiresGrad = true
+                    let y = fused ? try x.groupNormSiLU(groups: groups, weight: w, bias: b)
+                                  : try x.groupNorm(groups: groups, weight: w, bias: b).silu()
+                    try (y * proj).sum().backward()
+                    XCTAssertEqual(x.grad == nil, !needX)
+                    return [y.scalars, x.grad?.scalars ?? [], w.grad!.scalars, b.grad!.scalars]
+                }
+                let fused = try run(true), plain = try run(false)
+                for (k, what) in ["output", "dx", "dweight", "dbias"].enumerated() {
+                    XCTAssertEqual(fused[k], plain[k], "groupNormSiLU \(shape) \(what), input needs grad: \(needX)")
+                }
+            }
+        }
+    }
+
     /// Parameters alone (the input a constant), as for a first layer fed with data.
     func testGroupNormParameterOnlyGradients() throws {
         let x = randn([2, 4, 3, 3], seed: 2)
