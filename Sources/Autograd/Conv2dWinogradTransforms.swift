@@ -24,10 +24,18 @@ extension Winograd3x3 {
         UnsafeMutableRawPointer(p).storeBytes(of: r, as: SIMD32<Float>.self)
     }
 
-    /// d[0..<n] = s[0..<n] in 16-float pieces, the last one overlapping its predecessor.
+    /// d[0..<n] = s[0..<n] in 16-float pieces, the last one overlapping its predecessor. Rows of
+    /// 14 and 7 (the U-Net's lower levels) go as two overlapping 8- or 4-float pieces: copied
+    /// float by float they were a visible share of the forward pass (perf).
     @inline(__always) static func copy(_ d: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>, _ n: Int) {
         if n < 16 {
-            for i in 0..<n { d[i] = s[i] }
+            @inline(__always) func pieces<P: SIMD>(_: P.Type) where P.Scalar == Float {
+                let w = P.scalarCount
+                let a = UnsafeRawPointer(s).loadUnaligned(as: P.self), b = UnsafeRawPointer(s + n - w).loadUnaligned(as: P.self)
+                UnsafeMutableRawPointer(d).storeBytes(of: a, as: P.self)
+                UnsafeMutableRawPointer(d + n - w).storeBytes(of: b, as: P.self)
+            }
+            if n >= 8 { pieces(SIMD8<Float>.self) } else if n >= 4 { pieces(SIMD4<Float>.self) } else { for i in 0..<n { d[i] = s[i] } }
             return
         }
         var i = 0
@@ -39,6 +47,13 @@ extension Winograd3x3 {
     @inline(__always) static func add(_ d: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>, _ n: Int) {
         var i = 0
         while i + 16 <= n { store(load(d + i) + load(s + i), d + i); i += 16 }
+        @inline(__always) func piece<P: SIMD>(_: P.Type) where P.Scalar == Float {
+            let v = UnsafeRawPointer(d + i).loadUnaligned(as: P.self) + UnsafeRawPointer(s + i).loadUnaligned(as: P.self)
+            UnsafeMutableRawPointer(d + i).storeBytes(of: v, as: P.self)
+            i += P.scalarCount
+        }
+        if i + 8 <= n { piece(SIMD8<Float>.self) }
+        if i + 4 <= n { piece(SIMD4<Float>.self) }
         while i < n { d[i] += s[i]; i += 1 }
     }
 

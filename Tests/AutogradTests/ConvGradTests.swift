@@ -42,6 +42,8 @@ final class ConvGradTests: XCTestCase {
         (2, 8, 3, 5, 8, 3, 3, 1, 0),   // a single output row: no Winograd, im2col instead
         (1, 8, 5, 35, 8, 3, 3, 1, 1),  // Winograd rows of 18 tiles: two 16-lane chunks
         (1, 8, 4, 32, 8, 3, 3, 1, 1),  // 16 tiles a row: the last column pair starts a new chunk
+        (2, 8, 14, 14, 8, 3, 3, 1, 1), // rows of 14 (the U-Net's middle level): copied as two 8-float pieces
+        (1, 8, 6, 11, 8, 3, 3, 1, 0),  // input rows of 11, output rows of 9
         (2, 3, 9, 40, 4, 3, 3, 2, 1),  // stride 2 with outputs 16+ wide (vector path)
         (1, 2, 8, 37, 3, 2, 2, 2, 0),  // stride 2, even kernel, odd width
     ]
