@@ -54,31 +54,24 @@ final class NormGradTests: XCTestCase {
         assertClose(try big.groupNorm(groups: 1, weight: nil, bias: nil), naiveGroupNorm(big, groups: 1, nil, nil, eps: 1e-5), atol: 5e-3, rtol: 5e-3, "groupNorm long block")
     }
 
+    /// The plain op and the fused GroupNorm + SiLU, each with and without its affine parameters.
     func testGroupNormGradients() throws {
-        for (k, (shape, groups)) in gnCases.enumerated() {
-            let c = shape[1]
-            try gradCheck("groupNorm \(shape) g\(groups) affine",
-                          [randn(shape, seed: UInt64(k)), randn([c], seed: 20) + 1, randn([c], seed: 21)]) {
-                try $0[0].groupNorm(groups: groups, weight: $0[1], bias: $0[2])
-            }
-            try gradCheck("groupNorm \(shape) g\(groups)", [randn(shape, seed: UInt64(k))]) {
-                try $0[0].groupNorm(groups: groups, weight: nil, bias: nil)
-            }
-            try gradCheck("groupNorm \(shape) g\(groups) weight only", [randn(shape, seed: UInt64(k)), randn([c], seed: 20)]) {
-                try $0[0].groupNorm(groups: groups, weight: $0[1], bias: nil)
-            }
-        }
-    }
-
-    func testGroupNormSiLUGradients() throws {
-        for (k, (shape, groups)) in gnCases.enumerated() {
-            let c = shape[1]
-            try gradCheck("groupNormSiLU \(shape) g\(groups) affine",
-                          [randn(shape, seed: UInt64(k)), randn([c], seed: 20) + 1, randn([c], seed: 21)]) {
-                try $0[0].groupNormSiLU(groups: groups, weight: $0[1], bias: $0[2])
-            }
-            try gradCheck("groupNormSiLU \(shape) g\(groups)", [randn(shape, seed: UInt64(k))]) {
-                try $0[0].groupNormSiLU(groups: groups, weight: nil, bias: nil)
+        typealias Norm = (Tensor, Int, Tensor?, Tensor?) throws -> Tensor
+        let ops: [(String, Norm)] = [
+            ("groupNorm", { try $0.groupNorm(groups: $1, weight: $2, bias: $3) }),
+            ("groupNormSiLU", { try $0.groupNormSiLU(groups: $1, weight: $2, bias: $3) }),
+        ]
+        for (name, norm) in ops {
+            for (k, (shape, groups)) in gnCases.enumerated() {
+                let c = shape[1]
+                try gradCheck("\(name) \(shape) g\(groups) affine",
+                              [randn(shape, seed: UInt64(k)), randn([c], seed: 20) + 1, randn([c], seed: 21)]) {
+                    try norm($0[0], groups, $0[1], $0[2])
+                }
+                try gradCheck("\(name) \(shape) g\(groups)", [randn(shape, seed: UInt64(k))]) { try norm($0[0], groups, nil, nil) }
+                try gradCheck("\(name) \(shape) g\(groups) weight only", [randn(shape, seed: UInt64(k)), randn([c], seed: 20)]) {
+                    try norm($0[0], groups, $0[1], nil)
+                }
             }
         }
     }
