@@ -101,6 +101,18 @@ public struct ConfigVisitor {
         }
     }
 
+    /// A field left out of dumps while it equals `omitted` (decoded and listed in help as any
+    /// other): for a key added after runs were made, whose config dumps (and the stage hashes
+    /// made of them) must stay as they were while it is off.
+    public mutating func field<T: ConfigValue & Equatable>(_ key: String, _ value: inout T, omittedAt omitted: T,
+                                                           doc: String = "") throws {
+        if mode == .dump && value == omitted {
+            known.append(key)
+            return
+        }
+        try field(key, &value, doc: doc)
+    }
+
     /// Visits a nested section under `key`. An absent or empty (`key:`) section keeps defaults.
     public mutating func section<S: ConfigSection>(_ key: String, _ value: inout S, doc: String = "") throws {
         assert(!known.contains(key), "config key '\(key)' visited twice")

@@ -67,9 +67,7 @@ public struct TrainSection: ConfigSection, Equatable {
         try v.field("ema_decay", &emaDecay, doc: "EMA of weights used for sampling (0 = off)")
         // Dumped only when on: the dump is what stage hashes are made of, and runs from before
         // this key existed must stay up to date.
-        if v.mode != .dump || emaWarmup {
-            try v.field("ema_warmup", &emaWarmup, doc: "EMA warm-up: decay min(ema_decay, (1 + k) / (10 + k)) at update k (diffusers' default); for stages started from weights that predict something else (a 2-RF from an eps teacher)")
-        }
+        try v.field("ema_warmup", &emaWarmup, omittedAt: false, doc: "EMA warm-up: decay min(ema_decay, (1 + k) / (10 + k)) at update k (diffusers' default); for stages started from weights that predict something else (a 2-RF from an eps teacher)")
         try v.field("caption_dropout", &captionDropout, doc: "probability of an empty caption (enables guidance)")
         try v.field("time_sampling", &timeSampling, doc: "distribution of t")
         try v.field("time_eps", &timeEps, doc: "draw t from [time_eps, 1 - time_eps]")
