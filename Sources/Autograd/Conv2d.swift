@@ -1,7 +1,8 @@
 import TensorCore
 
 // 2-D convolution. 3x3 stride-1 convolutions with 8+ channels in and out run through Winograd
-// F(2x2, 3x3) (Conv2dWinograd.swift: 2.25x fewer multiplications); all others through im2col +
+// F(2x2, 3x3) (Conv2dWinograd.swift: 2.25x fewer multiplications), stride-1 ones with one or two
+// output channels directly (Conv2dDirect.swift); all others through im2col +
 // sgemm, one image at a time per worker thread, with 1x1 stride-1 unpadded kernels using the
 // image itself as the column matrix.
 //
@@ -48,9 +49,13 @@ extension Tensor {
         let bp = bias?.storage.ptr
         let wino = Winograd3x3.applies(kh: kh, kw: kw, stride: stride, c: c, o: o, outH: geo.outH, outW: geo.outW)
             ? Winograd3x3(n: n, c: c, h: h, w: w, o: o, pad: padding) : nil
+        let direct = wino == nil && DirectConv.applies(kh: kh, kw: kw, stride: stride, o: o)
+            ? DirectConv(n: n, c: c, h: h, w: w, o: o, kh: kh, kw: kw, pad: padding) : nil
 
         if let wino {
             wino.forward(x: xp, weight: wp, bias: bp, y: yp)
+        } else if let direct {
+            direct.forward(x: xp, weight: wp, bias: bp, y: yp)
         } else {
             ConvKernels.images(n, scratch: geo.isPointwise ? 0 : kc * p + Im2col.im2colSlack) { _, images, cols in
                 for img in images {
@@ -81,6 +86,9 @@ extension Tensor {
             }
             if let wino {
                 return result(wino.backward(x: xp, weight: wp, dy: gp, dx: gx?.ptr, needWeight: needW))
+            }
+            if let direct {
+                return result(direct.backward(x: xp, weight: wp, dy: gp, dx: gx?.ptr, needWeight: needW))
             }
             let parts = ConvKernels.parts(n)
             // Per-thread partial sums of dW^T, added up (and transposed) after the parallel loop.

@@ -46,6 +46,12 @@ final class ConvGradTests: XCTestCase {
         (1, 8, 6, 11, 8, 3, 3, 1, 0),  // input rows of 11, output rows of 9
         (2, 3, 9, 40, 4, 3, 3, 2, 1),  // stride 2 with outputs 16+ wide (vector path)
         (1, 2, 8, 37, 3, 2, 2, 2, 0),  // stride 2, even kernel, odd width
+        // stride 1 with one or two output channels: the direct path
+        (2, 5, 7, 6, 1, 3, 3, 1, 1),
+        (1, 3, 9, 40, 2, 3, 3, 1, 1),  // padded rows of 42: 32-position blocks span rows
+        (2, 2, 5, 6, 1, 2, 3, 1, 2),   // rectangular kernel, padding wider than the kernel reach
+        (2, 4, 6, 5, 2, 5, 5, 1, 0),   // 5x5, no padding: a 2x1 output
+        (1, 1, 1, 1, 1, 3, 3, 1, 1),   // kernel only fits through padding
     ]
 
     func testForwardMatchesDirectConvolution() throws {
@@ -113,6 +119,7 @@ final class ConvGradTests: XCTestCase {
 
     func testThreadedBatchMatchesPerImage() throws {
         try checkBatchMatchesPerImage([5, 3, 9, 9], outChannels: 4, padding: 1)     // im2col
+        try checkBatchMatchesPerImage([5, 6, 9, 9], outChannels: 1, padding: 1)     // direct
         try checkBatchMatchesPerImage([3, 32, 20, 20], outChannels: 32, padding: 1) // Winograd, blocks spanning images
     }
 
