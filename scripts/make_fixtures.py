@@ -115,11 +115,15 @@ case("conv3x3_s2", lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1),
      [rnd(2, 4, 9, 10), rnd(6, 4, 3, 3, scale=0.3), rnd(6)], {"stride": 2, "padding": 1})
 case("conv1x1", lambda x, w: F.conv2d(x, w), [rnd(2, 6, 5, 5), rnd(4, 6, 1, 1, scale=0.3)],
      {"stride": 1, "padding": 0})
-# One output channel, stride 1: the direct path (added later; a saved RNG state keeps every later
-# case's values). Rows of 30 padded floats, so 32-position blocks span rows.
+# Two conv2d paths (added later; a saved RNG state keeps every later case's values). One output
+# channel at stride 1, the direct path: padded rows of 30 floats, so 32-position blocks span rows.
 _rng = torch.get_rng_state()
 case("conv3x3_out1", lambda x, w, b: F.conv2d(x, w, b, stride=1, padding=1),
      [rnd(2, 6, 9, 28), rnd(1, 6, 3, 3, scale=0.3), rnd(1)], {"stride": 1, "padding": 1})
+# 8+ channels in and out, 3x3, stride 1: the Winograd path (odd sizes: the last tile row and
+# column are cut).
+case("conv3x3_winograd", lambda x, w, b: F.conv2d(x, w, b, stride=1, padding=1),
+     [rnd(2, 8, 9, 11), rnd(10, 8, 3, 3, scale=0.2), rnd(10)], {"stride": 1, "padding": 1})
 torch.set_rng_state(_rng)
 case("avgpool", lambda x: F.avg_pool2d(x, 2), [rnd(2, 3, 8, 6)], {"kernel": 2})
 case("upsample", lambda x: F.interpolate(x, scale_factor=2, mode="nearest"), [rnd(2, 3, 4, 5)], {"scale": 2})

@@ -91,6 +91,7 @@ private let convOps: [String: FixtureOp] = [
     "conv3x3_s2": { x, p in try x[0].conv2d(weight: x[1], bias: x[2], stride: p.int("stride"), padding: p.int("padding")) },
     "conv1x1": { x, p in try x[0].conv2d(weight: x[1], bias: nil, stride: p.int("stride"), padding: p.int("padding")) },
     "conv3x3_out1": { x, p in try x[0].conv2d(weight: x[1], bias: x[2], stride: p.int("stride"), padding: p.int("padding")) },
+    "conv3x3_winograd": { x, p in try x[0].conv2d(weight: x[1], bias: x[2], stride: p.int("stride"), padding: p.int("padding")) },
     "avgpool": { x, p in try x[0].avgPool2d(kernel: p.int("kernel")) },
     "upsample": { x, p in try x[0].upsampleNearest2d(scale: p.int("scale")) },
 ]
