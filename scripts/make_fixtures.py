@@ -135,6 +135,12 @@ _rng = torch.get_rng_state()
 case("groupnorm_silu", lambda x, w, b: F.silu(F.group_norm(x, 4, w, b, eps=1e-5)),
      [rnd(3, 8, 7, 7, scale=2, shift=1), rnd(8, shift=1), rnd(8)], {"groups": 4})
 torch.set_rng_state(_rng)
+# The fused FiLM modulation x * (1 + scale) + shift, scale and shift the halves of [N, 2C]
+# (added later; a saved RNG state keeps every later case's values).
+_rng = torch.get_rng_state()
+case("film", lambda x, ss: x * (1 + ss[:, :5, None, None]) + ss[:, 5:, None, None],
+     [rnd(3, 5, 6, 7), rnd(3, 10, scale=0.5)])
+torch.set_rng_state(_rng)
 case("layernorm", lambda x, w, b: F.layer_norm(x, (24,), w, b, eps=1e-5),
      [rnd(4, 7, 24, scale=2, shift=1), rnd(24, shift=1), rnd(24)])
 case("softmax", lambda x: torch.softmax(x, dim=-1), [rnd(4, 5, 19, scale=3)], {"axis": -1})

@@ -32,10 +32,7 @@ public final class ResBlock: Module {
 
     public func callAsFunction(_ x: Tensor, emb: Tensor) throws -> Tensor {
         var h = try conv1(norm1.normSiLU(x))
-        let ss = try film(emb).reshaped([x.shape[0], 2 * outChannels, 1, 1])
-        let scale = try ss.slice(axis: 1, range: 0..<outChannels)
-        let shift = try ss.slice(axis: 1, range: outChannels..<(2 * outChannels))
-        h = try h * (scale + 1) + shift
+        h = try h.film(film(emb))  // h * (1 + scale) + shift, [N, 2C] = (scale, shift)
         h = try norm2.normSiLU(h)
         if dropout > 0 { h = h.dropout(p: dropout, rng: &rng, training: isTraining) }
         h = try conv2(h)

@@ -98,6 +98,7 @@ private let convOps: [String: FixtureOp] = [
 
 private let normOps: [String: FixtureOp] = [
     "groupnorm": { x, p in try x[0].groupNorm(groups: p.int("groups"), weight: x[1], bias: x[2], eps: 1e-5) },
+    "film": { x, _ in try x[0].film(x[1]) },
     "groupnorm_silu": { x, p in try x[0].groupNormSiLU(groups: p.int("groups"), weight: x[1], bias: x[2], eps: 1e-5) },
     "layernorm": { x, _ in try x[0].layerNorm(weight: x[1], bias: x[2], eps: 1e-5) },
     "softmax": { x, p in try x[0].softmax(axis: p.int("axis")) },
