@@ -53,7 +53,9 @@ extension Tensor {
                     }
                     while j < plane { dst[j] = src[j] * s1; j += 1 }
                 }
-                if let gs {  // d scale = sum of g * x over the plane, d shift = sum of g
+                // d scale = sum of g * x over the plane, d shift = sum of g; `0 +` as the unbroadcast
+                // these replace, which added each plane's sum into a zeroed output (-0 becomes +0).
+                if let gs {
                     let xr = xp + row * plane
                     gs.ptr[i * 2 * c + ch] = withUnsafeTemporaryAllocation(of: Float.self, capacity: plane) { buf in
                         let t = buf.baseAddress!
